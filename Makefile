@@ -1,0 +1,45 @@
+# instructor-search: set-up, run, test.
+# `make run` and `make test` work on a fresh machine: they create .venv, install the
+# pinned CPU torch first (an unpinned torch would pull a multi-GB CUDA build), then the project.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+TORCH_PIN ?= torch==2.13.0
+STAMP  := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: setup run test lint typecheck bench eval sample clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip >/dev/null
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/pip install "$(TORCH_PIN)"
+	$(BIN)/pip install -e ".[test]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+run: setup
+	$(BIN)/instructor-search serve
+
+test: setup
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: setup
+	$(BIN)/mypy
+
+bench: setup
+	$(BIN)/instructor-search bench
+
+eval: setup
+	$(BIN)/instructor-search eval all
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache

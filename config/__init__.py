@@ -1,0 +1,29 @@
+"""Typed settings for instructor-search (built only at entry points, then passed down)."""
+
+from __future__ import annotations
+
+from config.errors import ConfigError
+from config.settings import (
+    ENV_PREFIX,
+    MEMORY_LOCATION,
+    AppSettings,
+    ChunkSettings,
+    InstructionSettings,
+    ModelSettings,
+    QdrantSettings,
+    Settings,
+    load_settings,
+)
+
+__all__ = [
+    "ENV_PREFIX",
+    "MEMORY_LOCATION",
+    "AppSettings",
+    "ChunkSettings",
+    "ConfigError",
+    "InstructionSettings",
+    "ModelSettings",
+    "QdrantSettings",
+    "Settings",
+    "load_settings",
+]

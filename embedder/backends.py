@@ -1,0 +1,287 @@
+"""Embedding backends behind one interface, chosen by a ``Literal`` setting in one factory.
+
+* ``sentence-transformers``: the real model (bundled all-MiniLM-L6-v2, any sentence-transformers
+  folder, or an INSTRUCTOR checkpoint), with instructions passed as prompts and their tokens left
+  out of the mean pooling.
+* ``fake``: a deterministic feature-hashing embedder. It is lexical, not semantic, but it is a
+  complete backend (instruction-dependent, token counting, truncation), which makes the whole
+  pipeline testable in milliseconds.
+
+Imports of torch and sentence-transformers are lazy: importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import numpy as np
+from numpy.typing import NDArray
+
+from embedder.errors import InputError
+from embedder.instructions import prompt_text
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+    from config import ModelSettings
+
+logger = logging.getLogger(__name__)
+
+Vectors = NDArray[np.float32]
+
+
+@dataclass
+class EncodeStats:
+    """Counters an embedder keeps across calls.
+
+    Attributes:
+        texts: texts embedded so far.
+        truncated: texts that were longer than the model's limit and got truncated.
+    """
+
+    texts: int = 0
+    truncated: int = 0
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """What the rest of instructor-search needs from an embedding model."""
+
+    model_id: str
+    dimension: int
+    max_seq_length: int
+    normalize: bool
+    stats: EncodeStats
+
+    def embed(
+        self,
+        texts: Sequence[str],
+        instruction: str | None,
+        *,
+        batch_size: int | None = None,
+        show_progress: bool = False,
+    ) -> Vectors:
+        """Embed texts under one instruction (``None``: no instruction); returns ``(n, dimension)``."""
+        ...
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens the model sees for ``text`` alone, special tokens excluded."""
+        ...
+
+    def instruction_tokens(self, instruction: str | None) -> int:
+        """Tokens an instruction adds in front of every text (0 for ``None``)."""
+        ...
+
+    def token_budget(self, instruction: str | None) -> int:
+        """Largest text length in tokens that fits the model together with the instruction."""
+        ...
+
+
+def _check_texts(texts: Sequence[str]) -> list[str]:
+    if isinstance(texts, str):
+        raise InputError("expected a list of texts, got a single string; wrap it in a list: [text]")
+    items = list(texts)
+    for index, text in enumerate(items):
+        if not isinstance(text, str):
+            raise InputError(f"text #{index} is {type(text).__name__} ({text!r:.60}); every text must be a str")
+    return items
+
+
+class SentenceTransformerEmbedder:
+    """The real model through sentence-transformers.
+
+    Args:
+        model: a loaded model whose pooling excludes prompt tokens.
+        model_id: the name recorded in collection metadata.
+        batch_size: default batch size.
+        normalize: L2-normalise outputs.
+    """
+
+    def __init__(self, model: SentenceTransformer, model_id: str, *, batch_size: int = 32, normalize: bool = True):
+        self.model = model
+        self.model_id = model_id
+        self.batch_size = batch_size
+        self.normalize = normalize
+        self.stats = EncodeStats()
+        dimension = model.get_sentence_embedding_dimension()
+        if not dimension:
+            raise InputError(f"model {model_id!r} does not report an embedding dimension")
+        self.dimension = int(dimension)
+        self.max_seq_length = int(model.max_seq_length or 512)
+        self._tokenizer: Any = model.tokenizer
+        self._special_ids = set(self._tokenizer.all_special_ids)
+        self._instruction_tokens: dict[str, int] = {}
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of ``text`` without special tokens."""
+        return len(self._tokenizer(text, add_special_tokens=False, truncation=False)["input_ids"])
+
+    def _special_overhead(self) -> int:
+        ids = self._tokenizer("", add_special_tokens=True)["input_ids"]
+        return len(ids)
+
+    def instruction_tokens(self, instruction: str | None) -> int:
+        """Tokens the instruction prompt adds (prompt tokens; special tokens excluded)."""
+        prompt = prompt_text(instruction)
+        if prompt is None:
+            return 0
+        if prompt not in self._instruction_tokens:
+            self._instruction_tokens[prompt] = self.count_tokens(prompt)
+        return self._instruction_tokens[prompt]
+
+    def token_budget(self, instruction: str | None) -> int:
+        """Text tokens that fit the model together with the instruction and special tokens."""
+        return self.max_seq_length - self._special_overhead() - self.instruction_tokens(instruction)
+
+    def embed(
+        self,
+        texts: Sequence[str],
+        instruction: str | None,
+        *,
+        batch_size: int | None = None,
+        show_progress: bool = False,
+    ) -> Vectors:
+        """Embed texts with the instruction passed as the sentence-transformers prompt.
+
+        Texts longer than the model's limit are truncated; how many is logged and counted in
+        :attr:`stats`.
+        """
+        items = _check_texts(texts)
+        if not items:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        budget = self.token_budget(instruction)
+        truncated = sum(1 for text in items if len(text) > budget and self.count_tokens(text) > budget)
+        if truncated:
+            logger.warning(
+                "%d of %d texts exceed the %d-token budget of %s (instruction included) and were truncated",
+                truncated,
+                len(items),
+                budget,
+                self.model_id,
+            )
+        vectors = self.model.encode(
+            items,
+            prompt=prompt_text(instruction),
+            batch_size=batch_size or self.batch_size,
+            show_progress_bar=show_progress,
+            convert_to_numpy=True,
+            normalize_embeddings=self.normalize,
+        )
+        self.stats.texts += len(items)
+        self.stats.truncated += truncated
+        return np.asarray(vectors, dtype=np.float32)
+
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+class FakeEmbedder:
+    """Deterministic feature-hashing embedder (lexical, instruction-aware, dependency-free).
+
+    Each lower-cased word token adds a signed unit to one of ``dimension`` buckets (by a stable
+    hash); the instruction adds a small fixed offset, so different instructions give different
+    vectors. Texts are truncated at ``max_seq_length`` words, like a real model.
+
+    Args:
+        dimension: vector size.
+        max_seq_length: token limit (words).
+        normalize: L2-normalise outputs.
+    """
+
+    model_id = "fake-hashing-embedder"
+
+    def __init__(self, dimension: int = 64, max_seq_length: int = 128, normalize: bool = True):
+        self.dimension = dimension
+        self.max_seq_length = max_seq_length
+        self.normalize = normalize
+        self.stats = EncodeStats()
+
+    @staticmethod
+    def _tokens(text: str) -> list[str]:
+        return [token.lower() for token in _WORD.findall(text)]
+
+    def count_tokens(self, text: str) -> int:
+        """Word tokens of ``text``."""
+        return len(self._tokens(text))
+
+    def instruction_tokens(self, instruction: str | None) -> int:
+        """Word tokens of the instruction."""
+        prompt = prompt_text(instruction)
+        return 0 if prompt is None else self.count_tokens(prompt)
+
+    def token_budget(self, instruction: str | None) -> int:
+        """Words that fit together with the instruction."""
+        return self.max_seq_length - self.instruction_tokens(instruction)
+
+    def _bucket(self, token: str) -> tuple[int, float]:
+        digest = hashlib.blake2b(token.encode("utf-8"), digest_size=8).digest()
+        value = int.from_bytes(digest, "little")
+        return value % self.dimension, 1.0 if (value >> 63) else -1.0
+
+    def embed(
+        self,
+        texts: Sequence[str],
+        instruction: str | None,
+        *,
+        batch_size: int | None = None,
+        show_progress: bool = False,
+    ) -> Vectors:
+        """Hash each text's words into a vector; the instruction shifts it slightly."""
+        items = _check_texts(texts)
+        budget = self.token_budget(instruction)
+        out = np.zeros((len(items), self.dimension), dtype=np.float32)
+        offset = np.zeros(self.dimension, dtype=np.float32)
+        for token in self._tokens(prompt_text(instruction) or ""):
+            bucket, sign = self._bucket("instruction:" + token)
+            offset[bucket] += 0.05 * sign
+        truncated = 0
+        for row, text in enumerate(items):
+            tokens = self._tokens(text)
+            if len(tokens) > budget:
+                truncated += 1
+                tokens = tokens[:budget]
+            for token in tokens:
+                bucket, sign = self._bucket(token)
+                out[row, bucket] += sign
+            out[row] += offset
+            if not tokens:
+                out[row, 0] += 1.0  # the empty text still gets a valid, non-zero vector
+        if self.normalize:
+            norms = np.linalg.norm(out, axis=1, keepdims=True)
+            out /= np.where(norms == 0, 1.0, norms)
+        self.stats.texts += len(items)
+        self.stats.truncated += truncated
+        if truncated:
+            logger.warning("%d of %d texts exceed %d tokens and were truncated", truncated, len(items), budget)
+        return out
+
+
+def make_embedder(settings: ModelSettings) -> Embedder:
+    """The one factory: build the embedder that the settings select.
+
+    Args:
+        settings: the ``model`` section of the settings.
+
+    Returns:
+        A ready embedder.
+
+    Raises:
+        ModelNotFoundError: the model could not be loaded.
+    """
+    if settings.backend == "fake":
+        return FakeEmbedder(max_seq_length=settings.max_seq_length or 128, normalize=settings.normalize)
+    if settings.backend == "sentence-transformers":
+        from embedder.loading import load_sentence_transformer
+
+        model, resolved = load_sentence_transformer(
+            settings.name, device=settings.device, max_seq_length=settings.max_seq_length
+        )
+        return SentenceTransformerEmbedder(
+            model, resolved.model_id, batch_size=settings.batch_size, normalize=settings.normalize
+        )
+    raise InputError(f"unknown embedder backend {settings.backend!r}; use 'sentence-transformers' or 'fake'")
