@@ -15,11 +15,11 @@ Nothing here runs at import time: entry points (CLI, Streamlit factory, tests) c
 from __future__ import annotations
 
 import os
-import tomllib
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
+import tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
@@ -104,9 +104,7 @@ class QdrantSettings(_Section):
     @classmethod
     def _valid_collection(cls, value: str) -> str:
         if not value or not value.strip() or "/" in value or len(value) > 255:
-            raise ValueError(
-                f"collection name {value!r} is not valid: use 1-255 characters without '/'"
-            )
+            raise ValueError(f"collection name {value!r} is not valid: use 1-255 characters without '/'")
         return value.strip()
 
     @model_validator(mode="after")
@@ -135,9 +133,7 @@ class ChunkSettings(_Section):
     @model_validator(mode="after")
     def _overlap_below_size(self) -> ChunkSettings:
         if self.overlap >= self.size:
-            raise ValueError(
-                f"chunk.overlap={self.overlap} must be smaller than chunk.size={self.size}"
-            )
+            raise ValueError(f"chunk.overlap={self.overlap} must be smaller than chunk.size={self.size}")
         return self
 
 

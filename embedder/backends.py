@@ -88,7 +88,9 @@ def _check_texts(texts: Sequence[str]) -> list[str]:
     items = list(texts)
     for index, text in enumerate(items):
         if not isinstance(text, str):
-            raise InputError(f"text #{index} is {type(text).__name__} ({text!r:.60}); every text must be a str")
+            raise InputError(
+                f"text #{index} is {type(text).__name__} ({text!r:.60}); every text must be a str"
+            )
     return items
 
 
@@ -102,7 +104,9 @@ class SentenceTransformerEmbedder:
         normalize: L2-normalise outputs.
     """
 
-    def __init__(self, model: SentenceTransformer, model_id: str, *, batch_size: int = 32, normalize: bool = True):
+    def __init__(
+        self, model: SentenceTransformer, model_id: str, *, batch_size: int = 32, normalize: bool = True
+    ):
         self.model = model
         self.model_id = model_id
         self.batch_size = batch_size
@@ -257,7 +261,9 @@ class FakeEmbedder:
         self.stats.texts += len(items)
         self.stats.truncated += truncated
         if truncated:
-            logger.warning("%d of %d texts exceed %d tokens and were truncated", truncated, len(items), budget)
+            logger.warning(
+                "%d of %d texts exceed %d tokens and were truncated", truncated, len(items), budget
+            )
         return out
 
 

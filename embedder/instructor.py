@@ -63,7 +63,9 @@ class INSTRUCTOR(SentenceTransformer):
         try_load(
             model_name_or_path or "default",
             resolved,
-            lambda extra: SentenceTransformer.__init__(self, resolved.location, device=device, **extra, **kwargs),
+            lambda extra: SentenceTransformer.__init__(
+                self, resolved.location, device=device, **extra, **kwargs
+            ),
         )
         self.set_pooling_include_prompt(include_prompt=False)
         limit = _model_position_limit(self)
@@ -93,11 +95,9 @@ class INSTRUCTOR(SentenceTransformer):
             )
         stripped_text = text.strip()
         prompt = instruction.strip()
-        if stripped_text:
-            # (instruction + text.strip()).strip() == lstrip(instruction) + text.strip()
-            rest = instruction.lstrip()[len(prompt) :] + stripped_text
-        else:
-            rest = ""  # full == instruction.strip()
+        # (instruction + text.strip()).strip() == instruction.lstrip() + text.strip(), or
+        # instruction.strip() when the text is blank.
+        rest = instruction.lstrip()[len(prompt) :] + stripped_text if stripped_text else ""
         if not prompt or self._instruction_token_count(prompt) <= 1:
             return None, prompt + rest
         return prompt, rest
@@ -156,14 +156,18 @@ class INSTRUCTOR(SentenceTransformer):
                 normalize_embeddings=normalize_embeddings,
                 **kwargs,
             )
-            for i, vector in zip(indices, out):
+            for i, vector in zip(indices, out, strict=True):
                 results[i] = vector
 
         if output_value == "token_embeddings":
             tensors = [r.detach().cpu() for r in results]
             return tensors[0] if single else tensors
         if not results:
-            return torch.empty(0) if convert_to_tensor else np.zeros((0, self.get_sentence_embedding_dimension() or 0), dtype=np.float32)
+            return (
+                torch.empty(0)
+                if convert_to_tensor
+                else np.zeros((0, self.get_sentence_embedding_dimension() or 0), dtype=np.float32)
+            )
         stacked = torch.stack([r.detach().cpu() for r in results])
         if convert_to_tensor:
             return stacked[0] if single else stacked

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from embedder.errors import ModelNotFoundError
@@ -129,7 +129,9 @@ def try_load(name: str, resolved: ResolvedModel, construct: Callable[[dict[str, 
         try:
             return construct(extra)
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
-            failures.append(f"{description}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+            failures.append(
+                f"{description}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            )
     if not resolved.local and len(failures) == 1:
         failures.append("hub download: skipped because HF_HUB_OFFLINE is set")
     tried = "\n  - ".join(failures)

@@ -1,0 +1,1 @@
+"""Subcommands of the instructor-search CLI (each module has ``register(subparsers)``)."""

@@ -1,0 +1,11 @@
+"""The `serve` subcommand(s)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    """Add the subcommand parsers."""
+    # Filled in by the serve work.
+    return None

@@ -1,0 +1,11 @@
+"""Errors of the app package (one base class)."""
+
+from __future__ import annotations
+
+
+class AppError(Exception):
+    """Base class of every error raised by :mod:`app`."""
+
+
+class QueryError(AppError, ValueError):
+    """A search query is empty, blank or too long."""

@@ -1,0 +1,469 @@
+"""Qdrant access: one client per process, collections that record how they were built.
+
+A collection ``NAME`` holds one point per chunk: a dense vector and the payload
+``{"page_content": ..., "metadata": {...}}`` that ``langchain_qdrant`` reads. Its collection
+metadata holds a :class:`CollectionRecord` (model, instructions, dimension, chunking), which
+every later ingest and search checks.
+
+Beside it, ``NAME__documents`` (no vectors) holds one manifest point per source file, written
+only after all of that file's chunks are stored. A file counts as stored only when its manifest
+says so; chunks without a matching manifest are leftovers of an interrupted run and are removed
+by :meth:`VectorStore.repair`. This makes a file's chunks "all or none" even though the embedded
+store writes point by point.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from embedder import InstructionSet
+from ingest.errors import (
+    CollectionMismatchError,
+    CollectionNotFoundError,
+    StoreConnectionError,
+    StoreLockedError,
+)
+
+if TYPE_CHECKING:
+    from qdrant_client import QdrantClient, models
+
+    from config import Settings
+    from embedder import Embedder
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+MANIFEST_SUFFIX = "__documents"
+DENSE_VECTOR = ""  # the unnamed default vector, which langchain_qdrant reads
+#: Namespace of the deterministic point ids (uuid5 of file hash and chunk index).
+POINT_NAMESPACE = uuid.UUID("6f1c8a52-3d0e-5b7a-9c4e-2a1b0d9e8f70")
+
+
+def chunk_point_id(file_sha256: str, chunk_index: int) -> str:
+    """Deterministic id of a chunk: uuid5 of the file's content hash and the chunk index."""
+    return str(uuid.uuid5(POINT_NAMESPACE, f"{file_sha256}:{chunk_index}"))
+
+
+def manifest_point_id(source: str) -> str:
+    """Deterministic id of a source file's manifest point."""
+    return str(uuid.uuid5(POINT_NAMESPACE, f"source:{source}"))
+
+
+class ChunkingRecord(BaseModel):
+    """How the collection's documents were chunked."""
+
+    model_config = ConfigDict(extra="allow")
+
+    size: int
+    overlap: int
+    unit: str = "model tokens"
+    splitter: str = "langchain_text_splitters.RecursiveCharacterTextSplitter"
+
+
+class CollectionRecord(BaseModel):
+    """What a collection was built with; stored as the Qdrant collection metadata.
+
+    Attributes:
+        model: model id (hub name, folder, or the bundled default's name).
+        dimension: vector size.
+        normalize: whether vectors were L2-normalised.
+        domain: the domain the instructions were built for.
+        instructions: query and document instructions (``None`` = no instruction).
+        chunking: chunk size and overlap.
+        distance: the vector distance.
+        created_at: ISO time of creation.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    schema_version: int = SCHEMA_VERSION
+    app: str = "instructor-search"
+    model: str
+    dimension: int
+    normalize: bool
+    domain: str = ""
+    instructions: dict[str, str | None]
+    chunking: ChunkingRecord
+    distance: str = "cosine"
+    created_at: str = Field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+
+    @property
+    def instruction_set(self) -> InstructionSet:
+        """The recorded instructions."""
+        return InstructionSet(
+            query=self.instructions.get("query"), document=self.instructions.get("document")
+        )
+
+    def mismatches(self, expected: CollectionRecord, *, check_instructions: bool = True) -> list[str]:
+        """Differences that make ``expected`` incompatible with this (found) record."""
+        problems: list[str] = []
+        if self.model != expected.model:
+            problems.append(f"model: found {self.model!r}, expected {expected.model!r}")
+        if self.dimension != expected.dimension:
+            problems.append(f"dimension: found {self.dimension}, expected {expected.dimension}")
+        if self.normalize != expected.normalize:
+            problems.append(f"normalize: found {self.normalize}, expected {expected.normalize}")
+        if check_instructions:
+            for role in ("query", "document"):
+                found, wanted = self.instructions.get(role), expected.instructions.get(role)
+                if found != wanted:
+                    problems.append(f"{role} instruction: found {found!r}, expected {wanted!r}")
+        return problems
+
+
+def expected_record(settings: Settings, embedder: Embedder, *, domain: str | None = None) -> CollectionRecord:
+    """The record a collection built now, with these settings and this embedder, would have.
+
+    Args:
+        settings: the settings (instructions and chunking sections are used).
+        embedder: the embedder (model id, dimension, normalisation).
+        domain: overrides ``settings.instructions.domain``.
+
+    Returns:
+        The record.
+    """
+    chosen_domain = settings.instructions.domain if domain is None else domain
+    instructions = InstructionSet.for_retrieval(
+        chosen_domain,
+        query=settings.instructions.query,
+        document=settings.instructions.document,
+        enabled=settings.instructions.enabled,
+    )
+    return CollectionRecord(
+        model=embedder.model_id,
+        dimension=embedder.dimension,
+        normalize=embedder.normalize,
+        domain=chosen_domain,
+        instructions=instructions.as_dict(),
+        chunking=ChunkingRecord(size=settings.chunk.size, overlap=settings.chunk.overlap),
+    )
+
+
+def open_client(settings: Settings) -> QdrantClient:
+    """Open the Qdrant client the settings point at (embedded folder, ``:memory:`` or server).
+
+    Args:
+        settings: the settings.
+
+    Returns:
+        The client. Open one per process and share it: the embedded store is single-process.
+
+    Raises:
+        StoreLockedError: the embedded folder is already open in another process.
+        StoreConnectionError: the server URL is unusable.
+    """
+    from qdrant_client import QdrantClient
+
+    mode = settings.qdrant_mode
+    if mode == "server":
+        try:
+            return QdrantClient(
+                url=settings.qdrant.url, api_key=settings.qdrant.api_key, timeout=settings.qdrant.timeout
+            )
+        except ValueError as exc:
+            raise StoreConnectionError(f"Qdrant URL {settings.qdrant.url!r} is not usable: {exc}") from exc
+    if mode == "memory":
+        return QdrantClient(location=":memory:")
+    path = Path(settings.qdrant_location)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreConnectionError(
+            f"cannot create the embedded Qdrant folder {str(path)!r}: {exc.strerror}; "
+            "set INSTRUCTOR_SEARCH_QDRANT__PATH (or --qdrant-path) to a writable folder"
+        ) from exc
+    try:
+        return QdrantClient(path=str(path))
+    except RuntimeError as exc:
+        if "already accessed" in str(exc):
+            raise StoreLockedError(
+                f"the embedded Qdrant store {str(path)!r} is already open in another process "
+                "(a running app or ingest?). Embedded storage is single-process: stop that process, "
+                "use another --qdrant-path, or run a Qdrant server and pass --qdrant-url."
+            ) from exc
+        raise
+
+
+def _wrap_server_errors(exc: Exception, action: str) -> StoreConnectionError:
+    return StoreConnectionError(f"Qdrant failed while {action}: {type(exc).__name__}: {exc}")
+
+
+class DocumentManifest(BaseModel):
+    """One stored source file (a manifest point of ``NAME__documents``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    source: str
+    file_name: str
+    file_sha256: str
+    chunks: int
+    pages: int | None = None
+    domain: str = ""
+    ingested_at: str
+
+
+class VectorStore:
+    """A collection and its document manifest.
+
+    Args:
+        client: an open client (see :func:`open_client`).
+        collection: collection name.
+        local: ``True`` for the embedded / in-memory store (payload indexes are skipped there).
+    """
+
+    def __init__(self, client: QdrantClient, collection: str, *, local: bool = True) -> None:
+        self.client = client
+        self.collection = collection
+        self.manifest_collection = collection + MANIFEST_SUFFIX
+        self.local = local
+
+    # -- collection and record -------------------------------------------------------------
+
+    def exists(self) -> bool:
+        """Whether the collection exists."""
+        try:
+            return bool(self.client.collection_exists(self.collection))
+        except Exception as exc:  # qdrant_client raises several transport types; all mean "server problem"
+            raise _wrap_server_errors(exc, f"checking collection {self.collection!r}") from exc
+
+    def read_record(self) -> CollectionRecord | None:
+        """The collection's build record; ``None`` if the collection does not exist.
+
+        Raises:
+            CollectionMismatchError: the collection exists but was not built by instructor-search.
+        """
+        if not self.exists():
+            return None
+        info = self.client.get_collection(self.collection)
+        metadata = info.config.metadata or {}
+        record = metadata.get("instructor_search")
+        if not isinstance(record, dict):
+            raise CollectionMismatchError(
+                f"collection {self.collection!r} exists but has no instructor-search record "
+                "(it was created by another tool). Fix: choose another collection name (--collection)."
+            )
+        return CollectionRecord.model_validate(record)
+
+    def require_record(self) -> CollectionRecord:
+        """The record, or a clear error when the collection does not exist.
+
+        Raises:
+            CollectionNotFoundError: no such collection; the message says how to create it.
+        """
+        record = self.read_record()
+        if record is None:
+            raise CollectionNotFoundError(
+                f"collection {self.collection!r} does not exist yet. Create it by ingesting documents: "
+                f"instructor-search ingest PATH --collection {self.collection}"
+            )
+        return record
+
+    def check(
+        self, found: CollectionRecord, expected: CollectionRecord, *, check_instructions: bool = True
+    ) -> None:
+        """Refuse to use a collection built differently from ``expected``.
+
+        Raises:
+            CollectionMismatchError: with found/expected/fix.
+        """
+        problems = found.mismatches(expected, check_instructions=check_instructions)
+        if problems:
+            raise CollectionMismatchError(
+                f"collection {self.collection!r} was built differently: " + "; ".join(problems) + ". "
+                "Fix: use the same model and instructions as the collection (see `instructor-search "
+                "collections info`), or write to a new collection with --collection NEW_NAME."
+            )
+
+    def ensure(self, expected: CollectionRecord) -> CollectionRecord:
+        """Create the collection with ``expected`` as its record, or check the existing one.
+
+        Returns:
+            The collection's record (the existing one if it was compatible).
+        """
+        from qdrant_client import models
+
+        found = self.read_record()
+        if found is not None:
+            self.check(found, expected)
+            self._ensure_manifest()
+            return found
+        self.client.create_collection(
+            self.collection,
+            vectors_config=models.VectorParams(size=expected.dimension, distance=models.Distance.COSINE),
+            metadata={"instructor_search": expected.model_dump(mode="json")},
+        )
+        if not self.local:
+            for key in ("metadata.source", "metadata.file_sha256", "metadata.file_name", "metadata.domain"):
+                self.client.create_payload_index(self.collection, key, models.PayloadSchemaType.KEYWORD)
+        self._ensure_manifest()
+        logger.info("created collection %s (%s, dim %d)", self.collection, expected.model, expected.dimension)
+        return expected
+
+    def _ensure_manifest(self) -> None:
+        if not self.client.collection_exists(self.manifest_collection):
+            self.client.create_collection(self.manifest_collection, vectors_config={})
+
+    def drop(self) -> None:
+        """Delete the collection and its manifest."""
+        for name in (self.collection, self.manifest_collection):
+            if self.client.collection_exists(name):
+                self.client.delete_collection(name)
+
+    # -- points ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _source_filter(source: str, *, not_sha: str | None = None) -> models.Filter:
+        from qdrant_client import models
+
+        must: list[Any] = [
+            models.FieldCondition(key="metadata.source", match=models.MatchValue(value=source))
+        ]
+        must_not: list[Any] = []
+        if not_sha is not None:
+            must_not.append(
+                models.FieldCondition(key="metadata.file_sha256", match=models.MatchValue(value=not_sha))
+            )
+        return models.Filter(must=must, must_not=must_not or None)
+
+    def count(self) -> int:
+        """Chunk points in the collection (0 if it does not exist)."""
+        if not self.exists():
+            return 0
+        return int(self.client.count(self.collection, exact=True).count)
+
+    def count_source(self, source: str, *, sha256: str | None = None) -> int:
+        """Chunk points of one source (optionally of one content hash)."""
+        from qdrant_client import models
+
+        conditions: list[Any] = [
+            models.FieldCondition(key="metadata.source", match=models.MatchValue(value=source))
+        ]
+        if sha256 is not None:
+            conditions.append(
+                models.FieldCondition(key="metadata.file_sha256", match=models.MatchValue(value=sha256))
+            )
+        flt = models.Filter(must=conditions)
+        return int(self.client.count(self.collection, count_filter=flt, exact=True).count)
+
+    def upsert_chunks(self, points: Sequence[models.PointStruct]) -> None:
+        """Write chunk points (ids are deterministic, so rewriting is idempotent)."""
+        if points:
+            self.client.upsert(self.collection, points=list(points), wait=True)
+
+    def delete_stale(self, source: str, keep_sha256: str) -> None:
+        """Delete the chunks of ``source`` whose content hash is not ``keep_sha256``."""
+        from qdrant_client import models
+
+        self.client.delete(
+            self.collection,
+            points_selector=models.FilterSelector(filter=self._source_filter(source, not_sha=keep_sha256)),
+            wait=True,
+        )
+
+    # -- manifest ------------------------------------------------------------------------------
+
+    def manifest(self, source: str) -> DocumentManifest | None:
+        """The manifest of a stored source, or ``None``."""
+        if not self.client.collection_exists(self.manifest_collection):
+            return None
+        records = self.client.retrieve(
+            self.manifest_collection, ids=[manifest_point_id(source)], with_payload=True
+        )
+        if not records:
+            return None
+        return DocumentManifest.model_validate(records[0].payload)
+
+    def commit_document(self, manifest: DocumentManifest) -> None:
+        """Mark a source as completely stored (after all its chunks are written)."""
+        from qdrant_client import models
+
+        self.client.upsert(
+            self.manifest_collection,
+            points=[
+                models.PointStruct(
+                    id=manifest_point_id(manifest.source), vector={}, payload=manifest.model_dump()
+                )
+            ],
+            wait=True,
+        )
+
+    def documents(self) -> list[DocumentManifest]:
+        """All stored source files, sorted by source."""
+        if not self.client.collection_exists(self.manifest_collection):
+            return []
+        return sorted(
+            (
+                DocumentManifest.model_validate(r.payload)
+                for r in self._scroll(self.manifest_collection, payload=True)
+            ),
+            key=lambda m: m.source,
+        )
+
+    def delete_document(self, source: str) -> int:
+        """Delete a source's chunks and manifest; returns the number of chunks deleted."""
+        from qdrant_client import models
+
+        if not self.exists():
+            return 0
+        removed = self.count_source(source)
+        # Manifest first: if we stop half-way, repair() removes the orphaned chunks.
+        self.client.delete(
+            self.manifest_collection,
+            points_selector=models.PointIdsList(points=[manifest_point_id(source)]),
+            wait=True,
+        )
+        self.client.delete(
+            self.collection,
+            points_selector=models.FilterSelector(filter=self._source_filter(source)),
+            wait=True,
+        )
+        return removed
+
+    def repair(self) -> int:
+        """Remove chunks that no manifest vouches for (left by an interrupted run).
+
+        Returns:
+            The number of chunk points removed.
+        """
+        from qdrant_client import models
+
+        if not self.exists():
+            return 0
+        committed = {m.source: m.file_sha256 for m in self.documents()}
+        orphans: list[Any] = []
+        for record in self._scroll(self.collection, payload=["metadata.source", "metadata.file_sha256"]):
+            meta = (record.payload or {}).get("metadata", {})
+            if committed.get(meta.get("source")) != meta.get("file_sha256"):
+                orphans.append(record.id)
+        for start in range(0, len(orphans), 256):
+            self.client.delete(
+                self.collection,
+                points_selector=models.PointIdsList(points=orphans[start : start + 256]),
+                wait=True,
+            )
+        if orphans:
+            logger.warning("removed %d chunks of interrupted ingests from %s", len(orphans), self.collection)
+        return len(orphans)
+
+    def _scroll(self, collection: str, *, payload: bool | list[str]) -> Iterator[Any]:
+        offset: Any = None
+        while True:
+            records, offset = self.client.scroll(
+                collection, limit=256, offset=offset, with_payload=payload, with_vectors=False
+            )
+            yield from records
+            if offset is None:
+                return
+
+
+def list_collections(client: QdrantClient) -> list[str]:
+    """Names of instructor-search chunk collections (manifest collections left out)."""
+    names: Iterable[str] = (c.name for c in client.get_collections().collections)
+    return sorted(name for name in names if not name.endswith(MANIFEST_SUFFIX))

@@ -1,0 +1,1 @@
+"""Streamlit entry point (kept thin; the page lives in app/)."""
