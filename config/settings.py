@@ -125,10 +125,14 @@ class ChunkSettings(_Section):
     Attributes:
         size: chunk size in model tokens (capped so instruction + chunk fit the model).
         overlap: tokens shared by neighbouring chunks.
+        strategy: ``recursive`` splits at paragraph, sentence and word boundaries;
+            ``whole`` keeps each page (or text file) as one chunk, which the model truncates
+            (the BEIR evaluation uses it: one chunk per short document, as MTEB embeds them).
     """
 
     size: int = Field(default=200, ge=16, le=8192)
     overlap: int = Field(default=30, ge=0)
+    strategy: Literal["recursive", "whole"] = "recursive"
 
     @model_validator(mode="after")
     def _overlap_below_size(self) -> ChunkSettings:
