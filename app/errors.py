@@ -9,3 +9,7 @@ class AppError(Exception):
 
 class QueryError(AppError, ValueError):
     """A search query is empty, blank or too long."""
+
+
+class EvaluationError(AppError):
+    """A benchmark folder or file is missing or malformed."""

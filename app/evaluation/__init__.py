@@ -1,0 +1,1 @@
+"""Evaluation on real benchmarks (BEIR retrieval, STS) through the product's own ingest and search."""
