@@ -23,7 +23,7 @@ from ingest.errors import IngestError
 Handler = Callable[[argparse.Namespace, Settings], int]
 
 #: Modules that add subcommands (each has ``register(subparsers)``).
-COMMAND_MODULES = ("app.commands.ingest", "app.commands.search", "app.commands.serve")
+COMMAND_MODULES = ("app.commands.ingest", "app.commands.search", "app.commands.serve", "app.commands.eval")
 
 
 def add_common_options(parser: argparse.ArgumentParser) -> None:

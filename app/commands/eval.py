@@ -1,0 +1,206 @@
+"""The ``eval`` subcommands: BEIR retrieval (JSON or PDF corpus) and STS, through the real product path."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+from app.evaluation.record import DOCS, save_result
+from config import Settings
+
+#: The standard suite of `make eval`, on the shared data folder.
+SHARED = Path("..") / "shared" / "data"
+
+
+def register(subparsers: Any) -> None:
+    """Add ``eval beir``, ``eval beir-pdf``, ``eval sts`` and ``eval all``."""
+    parser = subparsers.add_parser("eval", help="measure quality on real benchmarks")
+    inner = parser.add_subparsers(dest="eval_command", metavar="BENCHMARK", required=True)
+
+    for name, help_text in (
+        ("beir", "BEIR retrieval: ingest the corpus, search every query, score with pytrec_eval"),
+        ("beir-pdf", "the same, with every document rendered to a PDF and ingested through the PDF path"),
+    ):
+        beir = inner.add_parser(name, help=help_text)
+        beir.add_argument("folder", metavar="DIR", help="BEIR folder (corpus.jsonl, queries.jsonl, qrels/)")
+        beir.add_argument("--split", default="test", help="qrels split (default: test)")
+        beir.add_argument(
+            "--instructions",
+            default="default",
+            help="default | none | 'QUERY INSTRUCTION::DOCUMENT INSTRUCTION' (default: default)",
+        )
+        beir.add_argument("--domain", default=None, help="domain of the default instructions")
+        beir.add_argument("--top-k", type=int, default=100, help="documents per query (default 100)")
+        beir.add_argument("--store", metavar="DIR", help="keep the embedded collection here and reuse it")
+        beir.add_argument(
+            "--keep-identical-ids", action="store_true", help="do not drop hits whose id is the query id"
+        )
+        _add_output_flags(beir)
+        beir.set_defaults(handler=_beir_handler, corpus_format="pdf" if name == "beir-pdf" else "json")
+
+    sts = inner.add_parser(
+        "sts", help="STS-benchmark Spearman correlation, with and without an STS instruction"
+    )
+    sts.add_argument("file", metavar="FILE", help="stsbenchmark/sts-test.csv")
+    _add_output_flags(sts)
+    sts.set_defaults(handler=_sts_handler)
+
+    suite = inner.add_parser("all", help="the standard suite on ../shared/data (what `make eval` runs)")
+    suite.add_argument("--data", default=str(SHARED), help="shared data folder (default ../shared/data)")
+    _add_output_flags(suite)
+    suite.set_defaults(handler=_all_handler)
+
+
+def _add_output_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument(
+        "--record", action="store_true", help="save to docs/results and re-render docs/benchmarks.md"
+    )
+    parser.add_argument("--docs-dir", default=str(DOCS), help="docs folder for --record (default: docs)")
+
+
+def _command_line() -> str:
+    return "instructor-search " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+def _print(result: dict[str, Any], as_json: bool) -> None:
+    from app.cli import print_json
+
+    if as_json:
+        print_json(result)
+        return
+    for key, value in result.items():
+        if not isinstance(value, dict):
+            print(f"{key:>22}: {value}")
+
+
+def run_beir_command(
+    settings: Settings,
+    folder: str,
+    *,
+    split: str = "test",
+    instructions: str = "default",
+    corpus_format: str = "json",
+    top_k: int = 100,
+    store: str | None = None,
+    ignore_identical_ids: bool = True,
+) -> dict[str, Any]:
+    """Load, ingest, search and score one BEIR split; returns the JSON-ready result."""
+    from app.evaluation.beir import load_beir
+    from app.evaluation.runner import InstructionChoice, run_beir
+    from embedder import make_embedder
+
+    dataset = load_beir(folder, split)
+    choice = InstructionChoice.parse(instructions, domain=settings.instructions.domain)
+    embedder = make_embedder(settings.model)
+
+    def progress(stage: str, done: int, total: int) -> None:
+        print(f"  {stage}: {done}/{total}", file=sys.stderr, flush=True)
+
+    result = run_beir(
+        dataset,
+        settings=settings,
+        embedder=embedder,
+        instructions=choice,
+        corpus_format="pdf" if corpus_format == "pdf" else "json",
+        top_k=top_k,
+        store_dir=Path(store) if store else None,
+        pdf_folder=settings.data_dir / "eval" / dataset.name / "pdfs",
+        ignore_identical_ids=ignore_identical_ids,
+        on_progress=progress,
+    )
+    return result.to_json()
+
+
+def _beir_handler(args: argparse.Namespace, settings: Settings) -> int:
+    result = run_beir_command(
+        settings,
+        args.folder,
+        split=args.split,
+        instructions=args.instructions,
+        corpus_format=args.corpus_format,
+        top_k=args.top_k,
+        store=args.store,
+        ignore_identical_ids=not args.keep_identical_ids,
+    )
+    if args.record:
+        key = f"{result['dataset']}-{result['split']}-{result['corpus_format']}-{result['instructions']}"
+        if settings.instructions.domain and result["instructions"] == "default":
+            key += f"-{settings.instructions.domain.lower()}"
+        save_result("beir", key, result, command=_command_line(), docs=Path(args.docs_dir))
+    _print(result, args.json)
+    return 0
+
+
+def run_sts_command(settings: Settings, file: str) -> dict[str, Any]:
+    """Spearman correlation on an STS file, without and with the STS instruction."""
+    from embedder import InstructionSet, make_embedder
+    from embedder.evaluation import load_sts_benchmark, sts_spearman
+
+    pairs = load_sts_benchmark(file)
+    embedder = make_embedder(settings.model)
+    instruction = InstructionSet.symmetric("sts").query
+    return {
+        "file": str(file),
+        "pairs": len(pairs),
+        "model": embedder.model_id,
+        "spearman_no_instruction": round(sts_spearman(embedder, pairs), 4),
+        "spearman_sts_instruction": round(sts_spearman(embedder, pairs, instruction=instruction), 4),
+        "sts_instruction": instruction,
+    }
+
+
+def _sts_handler(args: argparse.Namespace, settings: Settings) -> int:
+    result = run_sts_command(settings, args.file)
+    if args.record:
+        save_result("sts", Path(args.file).stem, result, command=_command_line(), docs=Path(args.docs_dir))
+    _print(result, args.json)
+    return 0
+
+
+def _all_handler(args: argparse.Namespace, settings: Settings) -> int:
+    data = Path(args.data)
+    if not data.is_dir():
+        print(f"error: shared data folder {str(data)!r} not found; pass --data DIR", file=sys.stderr)
+        return 2
+    docs = Path(args.docs_dir)
+    command = _command_line()
+    results: list[dict[str, Any]] = []
+    sts_file = data / "sts" / "stsbenchmark" / "sts-test.csv"
+    sts = run_sts_command(settings, str(sts_file))
+    save_result("sts", "sts-test", sts, command=command, docs=docs)
+    results.append(sts)
+    domains = {"scifact": "science", "nfcorpus": "medicine"}
+    for name, domain in domains.items():
+        folder = str(data / "beir" / name)
+        runs: list[tuple[str, str, Settings]] = [
+            ("none", "json", settings),
+            ("default", "json", settings),
+            (
+                "default",
+                "json",
+                settings.model_copy(
+                    update={"instructions": settings.instructions.model_copy(update={"domain": domain})}
+                ),
+            ),
+        ]
+        if name == "nfcorpus":
+            runs.append(("default", "pdf", settings))
+        for instructions, corpus_format, run_settings in runs:
+            print(
+                f"{name}: {corpus_format}, instructions={instructions} {run_settings.instructions.domain}",
+                file=sys.stderr,
+            )
+            result = run_beir_command(
+                run_settings, folder, instructions=instructions, corpus_format=corpus_format
+            )
+            key = f"{name}-test-{corpus_format}-{instructions}"
+            if run_settings.instructions.domain and instructions == "default":
+                key += f"-{run_settings.instructions.domain}"
+            save_result("beir", key, result, command=command, docs=docs)
+            results.append(result)
+    _print({"runs": len(results)}, args.json)
+    return 0
