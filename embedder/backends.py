@@ -24,6 +24,7 @@ from numpy.typing import NDArray
 
 from embedder.errors import InputError
 from embedder.instructions import prompt_text
+from embedder.loading import embedding_dimension
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -112,7 +113,7 @@ class SentenceTransformerEmbedder:
         self.batch_size = batch_size
         self.normalize = normalize
         self.stats = EncodeStats()
-        dimension = model.get_sentence_embedding_dimension()
+        dimension = embedding_dimension(model)
         if not dimension:
             raise InputError(f"model {model_id!r} does not report an embedding dimension")
         self.dimension = int(dimension)

@@ -25,7 +25,7 @@ import torch
 from sentence_transformers import SentenceTransformer
 
 from embedder.errors import InputError
-from embedder.loading import resolve_model, try_load
+from embedder.loading import embedding_dimension, resolve_model, try_load
 
 #: InstructorEmbedding 1.0.1 truncates at 512 tokens whatever the model's config says.
 INSTRUCTOR_MAX_LENGTH = 512
@@ -117,8 +117,9 @@ class INSTRUCTOR(SentenceTransformer):
         """Encode ``[instruction, text]`` pairs exactly as InstructorEmbedding 1.0.1 did.
 
         Args:
-            sentences: one pair, or a list of pairs; a third element in a pair is ignored.
-                Plain strings are encoded without an instruction.
+            sentences: a list of ``[instruction, text]`` pairs; a third element in a pair is
+                ignored. Plain strings (a list of them, or one string) are encoded without an
+                instruction, so a bare pair ``["instr", "text"]`` is two texts: wrap it in a list.
             batch_size: texts per forward pass.
             show_progress_bar: show a progress bar.
             output_value: ``"sentence_embedding"`` or ``"token_embeddings"`` (instruction
@@ -131,7 +132,7 @@ class INSTRUCTOR(SentenceTransformer):
 
         Returns:
             Embeddings in input order: an array ``(n, dim)``, a tensor, or a list of tensors for
-            token embeddings. A single pair gives a single embedding.
+            token embeddings. A single string gives a single embedding.
         """
         single = isinstance(sentences, str)
         items: list[Any] = [sentences] if single else list(sentences)
@@ -166,7 +167,7 @@ class INSTRUCTOR(SentenceTransformer):
             return (
                 torch.empty(0)
                 if convert_to_tensor
-                else np.zeros((0, self.get_sentence_embedding_dimension() or 0), dtype=np.float32)
+                else np.zeros((0, embedding_dimension(self) or 0), dtype=np.float32)
             )
         stacked = torch.stack([r.detach().cpu() for r in results])
         if convert_to_tensor:

@@ -93,6 +93,13 @@ def resolve_model(name: str) -> ResolvedModel:
     return ResolvedModel(model_id=cleaned, location=cleaned, local=False)
 
 
+def embedding_dimension(model: SentenceTransformer) -> int | None:
+    """The model's output dimension (``get_embedding_dimension`` in sentence-transformers >= 6)."""
+    getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+    dimension = getter()
+    return int(dimension) if dimension else None
+
+
 def exclude_prompt_from_pooling(model: SentenceTransformer) -> None:
     """Leave prompt (instruction) tokens out of mean pooling, as INSTRUCTOR does."""
     model.set_pooling_include_prompt(include_prompt=False)
