@@ -15,11 +15,11 @@ Nothing here runs at import time: entry points (CLI, Streamlit factory, tests) c
 from __future__ import annotations
 
 import os
+import sys
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
-import tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
@@ -29,6 +29,11 @@ from pydantic_settings import (
 )
 
 from config.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pydantic-settings reads TOML with tomli before Python 3.11
+    import tomli as tomllib
 
 ENV_PREFIX = "INSTRUCTOR_SEARCH_"
 CONFIG_FILE_ENV = f"{ENV_PREFIX}CONFIG_FILE"
@@ -216,6 +221,18 @@ class Settings(BaseSettings):
         return "embedded"
 
 
+_SECRET_KEYS = frozenset({"api_key"})
+
+
+def _redact(loc: tuple[int | str, ...], value: Any) -> Any:
+    """Hide secrets (the Qdrant API key) in the values quoted by error messages."""
+    if loc and loc[-1] in _SECRET_KEYS and value is not None:
+        return "***"
+    if isinstance(value, dict):
+        return {key: _redact((*loc, key), item) for key, item in value.items()}
+    return value
+
+
 def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
     """Build the settings object (call this once, at an entry point).
 
@@ -242,7 +259,8 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
         return Settings(**{key: value for key, value in overrides.items() if value is not None})
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']} (got {err.get('input')!r})"
+            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']} "
+            f"(got {_redact(err['loc'], err.get('input'))!r})"
             for err in exc.errors()
         )
         raise ConfigError(
