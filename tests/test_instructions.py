@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from embedder import DOMAIN_PRESETS, TEMPLATE, InstructionError, InstructionSet, build_instruction, domain_phrase
+from embedder import (
+    DOMAIN_PRESETS,
+    TEMPLATE,
+    InstructionError,
+    InstructionSet,
+    build_instruction,
+    domain_phrase,
+)
 from embedder.instructions import prompt_text, validate_instruction
 
 
