@@ -25,3 +25,7 @@ class CollectionMismatchError(IngestError):
 
 class DocumentError(IngestError):
     """One file could not be read or turned into text (the run goes on with the others)."""
+
+
+class DocumentNotFoundError(IngestError):
+    """No stored document matches the given source, path or file name (or several do)."""

@@ -14,6 +14,7 @@ store writes point by point.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
@@ -27,9 +28,11 @@ from embedder import InstructionSet
 from ingest.errors import (
     CollectionMismatchError,
     CollectionNotFoundError,
+    DocumentNotFoundError,
     StoreConnectionError,
     StoreLockedError,
 )
+from ingest.sources import UPLOAD_PREFIX
 
 if TYPE_CHECKING:
     from qdrant_client import QdrantClient, models
@@ -49,6 +52,10 @@ POINT_NAMESPACE = uuid.UUID("6f1c8a52-3d0e-5b7a-9c4e-2a1b0d9e8f70")
 def chunk_point_id(file_sha256: str, chunk_index: int) -> str:
     """Deterministic id of a chunk: uuid5 of the file's content hash and the chunk index."""
     return str(uuid.uuid5(POINT_NAMESPACE, f"{file_sha256}:{chunk_index}"))
+
+
+#: Id of the manifest-collection point that marks a write in progress.
+WRITE_MARKER_ID = str(uuid.uuid5(POINT_NAMESPACE, "write-in-progress"))
 
 
 def manifest_point_id(source: str) -> str:
@@ -196,7 +203,11 @@ def _wrap_server_errors(exc: Exception, action: str) -> StoreConnectionError:
 
 
 class DocumentManifest(BaseModel):
-    """One stored source file (a manifest point of ``NAME__documents``)."""
+    """One stored source file (a manifest point of ``NAME__documents``).
+
+    ``chunk_size``, ``chunk_overlap`` and ``chunk_strategy`` record the effective chunking, so
+    that a file is re-chunked when the chunking settings change.
+    """
 
     model_config = ConfigDict(extra="allow")
 
@@ -207,6 +218,9 @@ class DocumentManifest(BaseModel):
     pages: int | None = None
     domain: str = ""
     ingested_at: str
+    chunk_size: int | None = None
+    chunk_overlap: int | None = None
+    chunk_strategy: str | None = None
 
 
 class VectorStore:
@@ -302,6 +316,9 @@ class VectorStore:
         if not self.local:
             for key in ("metadata.source", "metadata.file_sha256", "metadata.file_name", "metadata.domain"):
                 self.client.create_payload_index(self.collection, key, models.PayloadSchemaType.KEYWORD)
+            self.client.create_payload_index(
+                self.collection, "metadata.chunk_index", models.PayloadSchemaType.INTEGER
+            )
         self._ensure_manifest()
         logger.info("created collection %s (%s, dim %d)", self.collection, expected.model, expected.dimension)
         return expected
@@ -357,15 +374,91 @@ class VectorStore:
         if points:
             self.client.upsert(self.collection, points=list(points), wait=True)
 
-    def delete_stale(self, source: str, keep_sha256: str) -> None:
-        """Delete the chunks of ``source`` whose content hash is not ``keep_sha256``."""
+    def delete_stale(
+        self,
+        source: str,
+        keep_sha256: str,
+        *,
+        keep_chunks: int | None = None,
+        previous: DocumentManifest | None = None,
+    ) -> None:
+        """Delete the chunks of ``source`` that are not part of its current content.
+
+        Args:
+            source: the source.
+            keep_sha256: the current content hash; chunks with another hash are deleted.
+            keep_chunks: the current chunk count; chunks of the current hash with a higher index
+                (left by an earlier, different chunking of the same content) are deleted too.
+            previous: the source's previous manifest. When given, its chunks are deleted by id
+                (fast everywhere); otherwise by a payload filter (a full scan in embedded mode).
+        """
         from qdrant_client import models
 
+        if previous is not None:
+            stale = [
+                chunk_point_id(previous.file_sha256, index)
+                for index in range(previous.chunks)
+                if previous.file_sha256 != keep_sha256 or (keep_chunks is not None and index >= keep_chunks)
+            ]
+            for start in range(0, len(stale), 1024):
+                self.client.delete(
+                    self.collection,
+                    points_selector=models.PointIdsList(points=list(stale[start : start + 1024])),
+                    wait=True,
+                )
+            return
         self.client.delete(
             self.collection,
             points_selector=models.FilterSelector(filter=self._source_filter(source, not_sha=keep_sha256)),
             wait=True,
         )
+        if keep_chunks is not None:
+            flt = models.Filter(
+                must=[
+                    models.FieldCondition(key="metadata.source", match=models.MatchValue(value=source)),
+                    models.FieldCondition(
+                        key="metadata.file_sha256", match=models.MatchValue(value=keep_sha256)
+                    ),
+                    models.FieldCondition(key="metadata.chunk_index", range=models.Range(gte=keep_chunks)),
+                ]
+            )
+            self.client.delete(self.collection, points_selector=models.FilterSelector(filter=flt), wait=True)
+
+    def has_chunks(self, manifest: DocumentManifest) -> bool:
+        """Whether every chunk a manifest vouches for is stored (looked up by id, no scan)."""
+        ids = [chunk_point_id(manifest.file_sha256, index) for index in range(manifest.chunks)]
+        for start in range(0, len(ids), 1024):
+            part = ids[start : start + 1024]
+            records = self.client.retrieve(self.collection, ids=part, with_payload=["metadata.source"])
+            if len(records) != len(part):
+                return False
+            if any((r.payload or {}).get("metadata", {}).get("source") != manifest.source for r in records):
+                return False
+        return True
+
+    def stored_source(self, file_sha256: str) -> str | None:
+        """The committed source whose content has this hash, if any (point ids depend on the hash only).
+
+        Args:
+            file_sha256: a content hash.
+
+        Returns:
+            The source, or ``None`` when no committed document has this content.
+        """
+        if not self.exists():
+            return None
+        records = self.client.retrieve(
+            self.collection, ids=[chunk_point_id(file_sha256, 0)], with_payload=["metadata.source"]
+        )
+        if not records:
+            return None
+        source = (records[0].payload or {}).get("metadata", {}).get("source")
+        if not isinstance(source, str):
+            return None
+        manifest = self.manifest(source)
+        if manifest is None or manifest.file_sha256 != file_sha256:
+            return None
+        return source
 
     # -- manifest ------------------------------------------------------------------------------
 
@@ -402,8 +495,43 @@ class VectorStore:
             (
                 DocumentManifest.model_validate(r.payload)
                 for r in self._scroll(self.manifest_collection, payload=True)
+                if r.payload and "source" in r.payload
             ),
             key=lambda m: m.source,
+        )
+
+    def find_document(self, ref: str) -> DocumentManifest:
+        """The stored document that ``ref`` names.
+
+        Args:
+            ref: the stored source, a path to the file (resolved), or a file name that only one
+                stored document has.
+
+        Returns:
+            Its manifest.
+
+        Raises:
+            DocumentNotFoundError: nothing matches, or a file name matches several documents.
+        """
+        documents = self.documents()
+        by_source = {doc.source: doc for doc in documents}
+        candidates = [ref, UPLOAD_PREFIX + ref]
+        with contextlib.suppress(OSError, RuntimeError):  # an odd string is simply not a path
+            candidates.append(str(Path(ref).expanduser().resolve()))
+        for candidate in candidates:
+            if candidate in by_source:
+                return by_source[candidate]
+        named = [doc for doc in documents if ref in (doc.file_name, Path(doc.source).name)]
+        if len(named) == 1:
+            return named[0]
+        if named:
+            listing = ", ".join(repr(doc.source) for doc in named)
+            raise DocumentNotFoundError(
+                f"{ref!r} matches {len(named)} documents ({listing}); give the full source instead"
+            )
+        raise DocumentNotFoundError(
+            f"no document {ref!r} in collection {self.collection!r}; "
+            "see the stored sources with: instructor-search documents list"
         )
 
     def delete_document(self, source: str) -> int:
@@ -413,6 +541,7 @@ class VectorStore:
         if not self.exists():
             return 0
         removed = self.count_source(source)
+        self.begin_write()
         # Manifest first: if we stop half-way, repair() removes the orphaned chunks.
         self.client.delete(
             self.manifest_collection,
@@ -424,23 +553,89 @@ class VectorStore:
             points_selector=models.FilterSelector(filter=self._source_filter(source)),
             wait=True,
         )
+        self.end_write()
         return removed
 
-    def repair(self) -> int:
+    # -- interrupted writes ---------------------------------------------------------------------
+
+    def begin_write(self) -> None:
+        """Mark the collection as being written (cleared by :meth:`end_write`).
+
+        A mark left behind by a process that died makes the next :meth:`repair` scan the
+        collection for orphaned chunks; without it the collection is known to be consistent.
+        """
+        from qdrant_client import models
+
+        self._ensure_manifest()
+        self.client.upsert(
+            self.manifest_collection,
+            points=[
+                models.PointStruct(
+                    id=WRITE_MARKER_ID,
+                    vector={},
+                    payload={
+                        "kind": "write-in-progress",
+                        "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                    },
+                )
+            ],
+            wait=True,
+        )
+
+    def end_write(self) -> None:
+        """Clear the mark set by :meth:`begin_write` (the collection is consistent again)."""
+        from qdrant_client import models
+
+        if self.client.collection_exists(self.manifest_collection):
+            self.client.delete(
+                self.manifest_collection,
+                points_selector=models.PointIdsList(points=[WRITE_MARKER_ID]),
+                wait=True,
+            )
+
+    def write_interrupted(self) -> bool:
+        """Whether a write was interrupted (its mark is still there)."""
+        if not self.client.collection_exists(self.manifest_collection):
+            return False
+        return bool(self.client.retrieve(self.manifest_collection, ids=[WRITE_MARKER_ID]))
+
+    def repair(self, *, force: bool = False) -> int:
         """Remove chunks that no manifest vouches for (left by an interrupted run).
+
+        A chunk is vouched for when the manifest of its source has its content hash and more
+        chunks than its index. The scan runs only when a write was interrupted (see
+        :meth:`begin_write`) or when ``force`` is set.
+
+        Note:
+            On a Qdrant server, a repair while another process is ingesting into the same
+            collection removes that process's not yet committed chunks; the next ingest of
+            those files stores them again.
+
+        Args:
+            force: scan even if no write was interrupted.
 
         Returns:
             The number of chunk points removed.
         """
         from qdrant_client import models
 
-        if not self.exists():
+        if not self.exists() or not (force or self.write_interrupted()):
             return 0
-        committed = {m.source: m.file_sha256 for m in self.documents()}
+        committed = {m.source: (m.file_sha256, m.chunks) for m in self.documents()}
         orphans: list[Any] = []
-        for record in self._scroll(self.collection, payload=["metadata.source", "metadata.file_sha256"]):
+        for record in self._scroll(
+            self.collection,
+            payload=["metadata.source", "metadata.file_sha256", "metadata.chunk_index"],
+        ):
             meta = (record.payload or {}).get("metadata", {})
-            if committed.get(meta.get("source")) != meta.get("file_sha256"):
+            vouched = committed.get(meta.get("source"))
+            index = meta.get("chunk_index")
+            if (
+                vouched is None
+                or vouched[0] != meta.get("file_sha256")
+                or not isinstance(index, int)
+                or index >= vouched[1]
+            ):
                 orphans.append(record.id)
         for start in range(0, len(orphans), 256):
             self.client.delete(
@@ -450,6 +645,7 @@ class VectorStore:
             )
         if orphans:
             logger.warning("removed %d chunks of interrupted ingests from %s", len(orphans), self.collection)
+        self.end_write()
         return len(orphans)
 
     def _scroll(self, collection: str, *, payload: bool | list[str]) -> Iterator[Any]:
