@@ -1,11 +1,101 @@
-"""The `search` subcommand(s)."""
+"""The ``search`` subcommand.
+
+``instructor-search search "QUERY" [--collection NAME] [--top-k K] [--document FILE ...]
+[--threshold S] [--domain D] [--json]``
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import argparse
+import textwrap
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from app.search import SearchResult
+    from config import Settings
 
 
 def register(subparsers: Any) -> None:
-    """Add the subcommand parsers."""
-    # Filled in by the search work.
-    return None
+    """Add the ``search`` parser."""
+    parser = subparsers.add_parser(
+        "search",
+        help="search a collection",
+        description="Embed the query under the collection's query instruction and print the closest "
+        "passages with file name, page and score.",
+    )
+    parser.add_argument("query", metavar="QUERY", help="the question or keywords (quote it)")
+    parser.add_argument("--top-k", "-k", type=int, metavar="K", help="number of hits (default: app.top_k)")
+    parser.add_argument(
+        "--document",
+        "-d",
+        action="append",
+        metavar="FILE",
+        help="only search this document (file name, path or stored source); repeat for several",
+    )
+    parser.add_argument("--threshold", type=float, metavar="S", help="leave out hits scoring below S")
+    parser.add_argument("--domain", metavar="DOMAIN", help="only chunks ingested with this domain")
+    parser.add_argument("--json", action="store_true", help='print {"hits": [...]} as JSON')
+    parser.set_defaults(handler=run_search)
+
+
+def document_filter(values: list[str] | None) -> list[str] | None:
+    """File names or sources to filter by: each value, plus its absolute path if it is a file."""
+    if not values:
+        return None
+    names: list[str] = []
+    for value in values:
+        names.append(value)
+        path = Path(value).expanduser()
+        if path.exists():
+            names.append(str(path.resolve()))
+    return names
+
+
+def format_result(result: SearchResult, *, width: int = 100) -> str:
+    """The human-readable form: numbered hits with file, page, score and the passage."""
+    instruction = result.instruction or "(none)"
+    lines = [f"{len(result.hits)} hits in {result.collection!r} · query instruction: {instruction}"]
+    if not result.hits:
+        if result.score_threshold is not None:
+            lines.append(f"no hits above the score threshold {result.score_threshold:g}")
+        else:
+            lines.append("no hits (the document filter may exclude everything)")
+    for rank, hit in enumerate(result.hits, start=1):
+        page = f"page {hit.page}" if hit.page is not None else "text"
+        lines.append("")
+        lines.append(f"{rank}. {hit.file_name} · {page} · score {hit.score:.3f}")
+        passage = " ".join(hit.text.split())
+        lines.extend(textwrap.wrap(passage, width=width, initial_indent="   ", subsequent_indent="   "))
+    return "\n".join(lines)
+
+
+def run_search(args: argparse.Namespace, settings: Settings) -> int:
+    """Run a search and print the hits."""
+    from app.cli import print_json
+    from app.search import search, validate_query
+    from embedder import make_embedder
+    from ingest.store import VectorStore, open_client
+
+    validate_query(args.query)  # before opening the store or loading the model
+    client = open_client(settings)
+    try:
+        store = VectorStore(client, settings.qdrant.collection, local=settings.qdrant_mode != "server")
+        store.require_record()  # a missing collection is reported before the model loads
+        embedder = make_embedder(settings.model)
+        result = search(
+            args.query,
+            store=store,
+            embedder=embedder,
+            top_k=args.top_k if args.top_k is not None else settings.app.top_k,
+            score_threshold=args.threshold,
+            documents=document_filter(args.document),
+            domain=args.domain,
+        )
+    finally:
+        client.close()
+    if args.json:
+        print_json(result.to_json())
+    else:
+        print(format_result(result))
+    return 0

@@ -1,0 +1,311 @@
+"""The one search function: the CLI, the Streamlit page and the tests all call :func:`search`.
+
+A query is embedded under the query instruction recorded in the collection's metadata (never
+under whatever the current settings would build), so a collection is always searched the way it
+was indexed. Only chunks of completely stored files count: a hit whose file has no matching
+manifest (an ingest still running, or one that was interrupted) is left out, so a search that
+runs while a file is being ingested or replaced never sees half a file or two versions of it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from app.errors import QueryError
+from ingest.store import CollectionRecord, manifest_point_id
+
+if TYPE_CHECKING:
+    from qdrant_client import models
+
+    from embedder import Embedder
+    from ingest.store import VectorStore
+
+#: Longest accepted query in characters (a query is a question, not a document).
+MAX_QUERY_CHARS = 2000
+#: Largest accepted ``top_k``.
+MAX_TOP_K = 100
+#: Most query rounds spent looking for hits of completely stored files.
+_MAX_ROUNDS = 4
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search hit: a chunk of a stored file.
+
+    Attributes:
+        id: the Qdrant point id.
+        score: cosine similarity (higher is better).
+        text: the chunk's text.
+        file_name: display name of the file.
+        page: 1-based page number (``None`` for text and Markdown files).
+        chunk_index: position of the chunk within its file.
+        source: the file's logical id (absolute path, ``upload:NAME`` or ``sample:NAME``).
+        domain: the domain the file was ingested with.
+    """
+
+    id: str
+    score: float
+    text: str
+    file_name: str
+    page: int | None
+    chunk_index: int
+    source: str = ""
+    domain: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        """The hit as a JSON-ready dict."""
+        return {
+            "file_name": self.file_name,
+            "page": self.page,
+            "chunk_index": self.chunk_index,
+            "score": round(self.score, 6),
+            "text": self.text,
+            "id": self.id,
+            "source": self.source,
+        }
+
+
+@dataclass
+class SearchResult:
+    """The hits of one query and how they were found.
+
+    Attributes:
+        query: the query as searched (outer whitespace removed).
+        hits: best first.
+        instruction: the query instruction used (``None``: the collection uses no instruction).
+        collection: the collection searched.
+        model: the model id that embedded the query.
+        top_k: hits asked for.
+        score_threshold: the minimum score applied, if any.
+        seconds: wall time of the search.
+    """
+
+    query: str
+    hits: list[Hit]
+    instruction: str | None
+    collection: str
+    model: str
+    top_k: int
+    score_threshold: float | None = None
+    seconds: float = 0.0
+    filters: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"hits": [...], "query", "instruction", "collection", ...}``."""
+        return {
+            "hits": [hit.to_json() for hit in self.hits],
+            "query": self.query,
+            "instruction": self.instruction,
+            "collection": self.collection,
+            "model": self.model,
+            "top_k": self.top_k,
+            "score_threshold": self.score_threshold,
+            "filters": dict(self.filters),
+        }
+
+
+def validate_query(query: str) -> str:
+    """Check a query's text and return it stripped.
+
+    Args:
+        query: the query as typed.
+
+    Returns:
+        The query without outer whitespace.
+
+    Raises:
+        QueryError: the query is not a string, is empty or blank, or is longer than
+            :data:`MAX_QUERY_CHARS` characters.
+    """
+    if not isinstance(query, str):
+        raise QueryError(f"the query must be text, got {type(query).__name__}")
+    cleaned = query.strip()
+    if not cleaned:
+        raise QueryError("the query is empty; type a question or a few words to search for")
+    if len(cleaned) > MAX_QUERY_CHARS:
+        raise QueryError(
+            f"the query is {len(cleaned)} characters long; the limit is {MAX_QUERY_CHARS}. "
+            "Shorten it to the question you want answered."
+        )
+    return cleaned
+
+
+def _check_options(top_k: int, score_threshold: float | None) -> None:
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= MAX_TOP_K:
+        raise QueryError(f"top_k={top_k!r} is not valid; use a whole number from 1 to {MAX_TOP_K}")
+    if score_threshold is not None and not -1.0 <= score_threshold <= 1.0:
+        raise QueryError(f"score threshold {score_threshold!r} is out of range; cosine scores lie in [-1, 1]")
+
+
+def build_filter(documents: Sequence[str] | None = None, domain: str | None = None) -> models.Filter | None:
+    """The Qdrant filter for a document and domain restriction.
+
+    Args:
+        documents: file names or sources; a chunk matches when its ``file_name`` or its
+            ``source`` is one of them. ``None`` or empty: all documents.
+        domain: only chunks ingested with this domain; ``None``: any domain.
+
+    Returns:
+        The filter, or ``None`` when nothing is restricted.
+    """
+    from qdrant_client import models
+
+    must: list[Any] = []
+    names = sorted({name for name in documents or () if name})
+    if names:
+        must.append(
+            models.Filter(
+                should=[
+                    models.FieldCondition(key="metadata.file_name", match=models.MatchAny(any=names)),
+                    models.FieldCondition(key="metadata.source", match=models.MatchAny(any=names)),
+                ]
+            )
+        )
+    if domain is not None:
+        must.append(models.FieldCondition(key="metadata.domain", match=models.MatchValue(value=domain)))
+    return models.Filter(must=must) if must else None
+
+
+def _committed_hashes(store: VectorStore, sources: set[str]) -> dict[str, str]:
+    """``source -> file_sha256`` of the completely stored files among ``sources``."""
+    if not sources:
+        return {}
+    if not store.client.collection_exists(store.manifest_collection):
+        return {}
+    records = store.client.retrieve(
+        store.manifest_collection,
+        ids=[manifest_point_id(source) for source in sorted(sources)],
+        with_payload=["source", "file_sha256"],
+    )
+    found: dict[str, str] = {}
+    for record in records:
+        payload = record.payload or {}
+        source, sha = payload.get("source"), payload.get("file_sha256")
+        if isinstance(source, str) and isinstance(sha, str):
+            found[source] = sha
+    return found
+
+
+def _file_sha(point: Any) -> str | None:
+    meta = (point.payload or {}).get("metadata") or {}
+    sha = meta.get("file_sha256")
+    return sha if isinstance(sha, str) else None
+
+
+def _to_hit(point: Any) -> Hit:
+    payload = point.payload or {}
+    meta = payload.get("metadata") or {}
+    page = meta.get("page")
+    return Hit(
+        id=str(point.id),
+        score=float(point.score),
+        text=str(payload.get("page_content", "")),
+        file_name=str(meta.get("file_name", "")),
+        page=int(page) if page is not None else None,
+        chunk_index=int(meta.get("chunk_index", 0)),
+        source=str(meta.get("source", "")),
+        domain=str(meta.get("domain", "")),
+    )
+
+
+def check_embedder(store: VectorStore, record: CollectionRecord, embedder: Embedder) -> None:
+    """Refuse to search a collection with a model other than the one that built it.
+
+    Raises:
+        CollectionMismatchError: model, dimension or normalisation differ.
+    """
+    expected = record.model_copy(
+        update={"model": embedder.model_id, "dimension": embedder.dimension, "normalize": embedder.normalize}
+    )
+    store.check(record, expected, check_instructions=False)
+
+
+def search(
+    query: str,
+    *,
+    store: VectorStore,
+    embedder: Embedder,
+    top_k: int = 5,
+    score_threshold: float | None = None,
+    documents: Sequence[str] | None = None,
+    domain: str | None = None,
+) -> SearchResult:
+    """Search a collection for the chunks closest to a query.
+
+    Args:
+        query: the question or keywords.
+        store: the collection to search.
+        embedder: the model that built the collection.
+        top_k: most hits to return (1 to :data:`MAX_TOP_K`).
+        score_threshold: leave out hits scoring below this (cosine similarity).
+        documents: only these files (file names or sources).
+        domain: only chunks ingested with this domain.
+
+    Returns:
+        The hits, best first, and the instruction the query was embedded with.
+
+    Raises:
+        QueryError: the query is empty, blank or too long, or an option is out of range.
+        CollectionNotFoundError: the collection does not exist; the message says how to create it.
+        CollectionMismatchError: the embedder is not the model that built the collection.
+    """
+    started = time.perf_counter()
+    text = validate_query(query)
+    _check_options(top_k, score_threshold)
+    record = store.require_record()
+    check_embedder(store, record, embedder)
+    instruction = record.instruction_set.query
+    tokens = embedder.count_tokens(text)
+    budget = embedder.token_budget(instruction)
+    if tokens > budget:
+        raise QueryError(
+            f"the query is {tokens} tokens long; {embedder.model_id} takes at most {budget} tokens "
+            "together with the collection's query instruction. Shorten the query."
+        )
+    vector = embedder.embed([text], instruction)[0]
+    query_filter = build_filter(documents, domain)
+
+    hits: list[Hit] = []
+    seen: set[str] = set()
+    batch = max(2 * top_k, 10)
+    offset = 0
+    for _ in range(_MAX_ROUNDS):
+        response = store.client.query_points(
+            store.collection,
+            query=vector.tolist(),
+            query_filter=query_filter,
+            score_threshold=score_threshold,
+            limit=batch,
+            offset=offset,
+            with_payload=True,
+        )
+        candidates = [(_to_hit(point), _file_sha(point)) for point in response.points]
+        committed = _committed_hashes(store, {hit.source for hit, _ in candidates})
+        for hit, sha in candidates:
+            if hit.id in seen or committed.get(hit.source) != sha:
+                continue  # a file still being ingested, replaced or removed
+            seen.add(hit.id)
+            hits.append(hit)
+            if len(hits) == top_k:
+                break
+        if len(hits) == top_k or len(response.points) < batch:
+            break
+        offset += batch
+
+    return SearchResult(
+        query=text,
+        hits=hits,
+        instruction=instruction,
+        collection=store.collection,
+        model=embedder.model_id,
+        top_k=top_k,
+        score_threshold=score_threshold,
+        seconds=time.perf_counter() - started,
+        filters={"documents": list(documents or []), "domain": domain},
+    )
+
+
+__all__ = ["MAX_QUERY_CHARS", "MAX_TOP_K", "Hit", "SearchResult", "build_filter", "search", "validate_query"]
