@@ -1,0 +1,567 @@
+"""The Streamlit page: pick or create a collection, upload documents, search, read cited passages.
+
+``streamlit_app.py`` builds the settings and calls :func:`open_service` and :func:`render`. The
+model, the Qdrant client and the write lock come from ``st.cache_resource`` factories keyed by
+the settings, so every browser session of the process shares one of each (the embedded store is
+single-process). Uploads and deletes take the process-wide write lock; searches do not, and the
+client itself serialises its short calls (see :mod:`app.service`).
+
+Security: uploaded names are sanitised and only used as display names (``upload:<name>``
+sources; nothing is written to disk under them); passages, file names and messages are escaped
+before they reach HTML or Markdown, so no markup from a document reaches the page.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import re
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import streamlit as st
+
+from app.errors import AppError
+from app.search import MAX_QUERY_CHARS, Hit, SearchResult
+from app.service import SearchService, guard_client, serialize_embedder
+from config import ConfigError
+from embedder import DOMAIN_PRESETS, EmbedderError
+from ingest.errors import IngestError
+
+if TYPE_CHECKING:
+    from qdrant_client import QdrantClient
+
+    from config import ModelSettings, Settings
+    from embedder import Embedder
+    from ingest.pipeline import IngestReport, ProgressEvent
+    from ingest.sources import FileResult
+    from ingest.store import CollectionRecord, DocumentManifest
+
+logger = logging.getLogger(__name__)
+
+#: Errors whose message is shown as is (they name the bad value and the fix).
+USER_ERRORS: tuple[type[Exception], ...] = (AppError, IngestError, EmbedderError, ConfigError)
+NEW_COLLECTION = "+ New collection…"
+UPLOAD_TYPES = ["pdf", "txt", "md"]
+_STATUS_ICON = {"ingested": "✅", "replaced": "🔄", "unchanged": "⏸️", "failed": "❌"}
+_STOPWORDS = frozenset(
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "by",
+        "for",
+        "from",
+        "has",
+        "have",
+        "how",
+        "i",
+        "in",
+        "is",
+        "it",
+        "its",
+        "of",
+        "on",
+        "or",
+        "that",
+        "the",
+        "this",
+        "to",
+        "was",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "who",
+        "why",
+        "with",
+    ]
+)
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~=:$&])")
+
+
+# -- cached resources (one per process and settings) ------------------------------------------------
+
+
+@st.cache_resource(show_spinner="Loading the embedding model…")
+def _cached_embedder(key: str, _model: ModelSettings) -> Embedder:
+    from embedder import make_embedder
+
+    return serialize_embedder(make_embedder(_model))
+
+
+@st.cache_resource(show_spinner=False)
+def _cached_client(key: str, _settings: Settings) -> QdrantClient:
+    from ingest.store import open_client
+
+    return guard_client(open_client(_settings), _settings)
+
+
+@st.cache_resource(show_spinner=False)
+def _cached_write_lock(key: str) -> threading.Lock:
+    return threading.Lock()
+
+
+def _store_key(settings: Settings) -> str:
+    return f"{settings.qdrant_mode}:{settings.qdrant_location}"
+
+
+def cached_embedder(settings: Settings) -> Embedder:
+    """The process-wide embedder for the settings' model section."""
+    return _cached_embedder(settings.model.model_dump_json(), settings.model)
+
+
+def cached_client(settings: Settings) -> QdrantClient:
+    """The process-wide Qdrant client for the settings' store (thread-safe)."""
+    return _cached_client(_store_key(settings), settings)
+
+
+def cached_write_lock(settings: Settings) -> threading.Lock:
+    """The process-wide write lock of the settings' store."""
+    return _cached_write_lock(_store_key(settings))
+
+
+def open_service(settings: Settings) -> SearchService | None:
+    """The service built from the cached resources, or ``None`` after showing why it failed."""
+    try:
+        client = cached_client(settings)
+        embedder = cached_embedder(settings)
+    except USER_ERRORS as exc:
+        show_error(exc)
+        return None
+    return SearchService(
+        settings=settings, embedder=embedder, client=client, write_lock=cached_write_lock(settings)
+    )
+
+
+# -- text safety -----------------------------------------------------------------------------------
+
+
+def md_escape(text: str) -> str:
+    """Escape text for Streamlit Markdown so it shows literally (no links, emphasis or HTML)."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text).replace("\n", " ")
+
+
+def show_error(exc: BaseException | str) -> None:
+    """Show an error message (never a traceback)."""
+    st.error(md_escape(str(exc)), icon="⚠️")
+
+
+def query_terms(query: str) -> list[str]:
+    """The words of a query worth highlighting (no stop words, at least two letters)."""
+    words = re.findall(r"\w+", query.lower())
+    return sorted({w for w in words if len(w) >= 2 and w not in _STOPWORDS}, key=len, reverse=True)
+
+
+def highlight(text: str, terms: Sequence[str]) -> str:
+    """HTML of ``text`` with every word that starts with a query term in ``<mark>``.
+
+    The text is escaped piece by piece, so nothing in it is interpreted as HTML.
+    """
+    if not terms:
+        return html.escape(text)
+    pattern = re.compile(r"\b(?:" + "|".join(re.escape(t) for t in terms) + r")\w*", re.IGNORECASE)
+    parts: list[str] = []
+    last = 0
+    for match in pattern.finditer(text):
+        parts.append(html.escape(text[last : match.start()]))
+        parts.append(f"<mark>{html.escape(match.group(0))}</mark>")
+        last = match.end()
+    parts.append(html.escape(text[last:]))
+    return "".join(parts)
+
+
+def hit_card_html(rank: int, hit: Hit, terms: Sequence[str]) -> str:
+    """One result card: file name, page and score, then the highlighted passage (all escaped)."""
+    page = f"page {hit.page}" if hit.page is not None else "text file"
+    passage = highlight(" ".join(hit.text.split()), terms)
+    return (
+        '<div class="hit-card" style="border:1px solid rgba(49,51,63,0.2);border-radius:0.5rem;'
+        'padding:0.75rem 1rem;margin-bottom:0.25rem">'
+        '<div style="display:flex;gap:0.75rem;align-items:baseline;flex-wrap:wrap;margin-bottom:0.4rem">'
+        f'<span style="font-weight:700;color:#6b7280">#{rank}</span>'
+        f'<span class="hit-file" style="font-weight:700">📄 {html.escape(hit.file_name)}</span>'
+        f'<span class="hit-page" style="background:#eef2ff;color:#3730a3;border-radius:0.3rem;'
+        f'padding:0 0.4rem">{html.escape(page)}</span>'
+        f'<span class="hit-score" style="color:#6b7280">score {hit.score:.3f}</span>'
+        "</div>"
+        f'<div class="hit-text" style="line-height:1.55">{passage}</div>'
+        "</div>"
+    )
+
+
+# -- the page ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class PageState:
+    """What the sidebar decided for this run."""
+
+    collection: str
+    record: CollectionRecord | None
+    top_k: int
+    threshold: float | None
+
+
+def render(service: SearchService) -> None:
+    """Draw the whole page; errors become messages, never tracebacks."""
+    try:
+        _render(service)
+    except USER_ERRORS as exc:
+        show_error(exc)
+    except Exception as exc:
+        logger.exception("unexpected error in the app")
+        show_error(f"Something went wrong ({type(exc).__name__}: {exc}). Details are in the server log.")
+
+
+def _render(service: SearchService) -> None:
+    st.title("🔎 instructor-search")
+    st.caption(
+        "Semantic search over your PDFs with instruction-conditioned embeddings · model "
+        f"`{md_escape(service.embedder.model_id)}`"
+    )
+    state = _sidebar(service)
+    if state is None:
+        return
+    documents = service.documents(state.collection)
+    _flash()
+    search_tab, documents_tab = st.tabs(["🔎 Search", "📄 Documents"])
+    with search_tab:
+        _search_section(service, state, documents)
+    with documents_tab:
+        _documents_section(service, state, documents)
+
+
+def _sidebar(service: SearchService) -> PageState | None:
+    settings = service.settings
+    pending = st.session_state.pop("_select_collection", None)
+    if pending is not None:
+        st.session_state["collection"] = pending
+    with st.sidebar:
+        st.header("Collection")
+        names = sorted(set(service.collections()) | {service.default_collection})
+        if st.session_state.get("collection") not in [*names, NEW_COLLECTION]:
+            st.session_state["collection"] = service.default_collection
+        choice = st.selectbox("Collection", [*names, NEW_COLLECTION], key="collection") or (
+            service.default_collection
+        )
+        if choice == NEW_COLLECTION:
+            _new_collection_form(service)
+            return None
+        record = service.record(choice)
+        _show_record(service, choice, record)
+        st.header("Search settings")
+        top_k = st.slider("Results (top-k)", 1, 50, settings.app.top_k, key="top_k")
+        threshold = st.slider(
+            "Minimum score", 0.0, 1.0, 0.0, 0.05, key="threshold", help="0 shows every hit; cosine similarity"
+        )
+    return PageState(collection=choice, record=record, top_k=top_k, threshold=threshold or None)
+
+
+def _show_record(service: SearchService, name: str, record: CollectionRecord | None) -> None:
+    if record is None:
+        preview = service.new_record(
+            domain=service.settings.instructions.domain,
+            query_instruction=service.settings.instructions.query,
+            document_instruction=service.settings.instructions.document,
+            instructions_enabled=service.settings.instructions.enabled,
+        )
+        st.caption(f"`{md_escape(name)}` is created by the first upload, with these instructions:")
+        instructions = preview.instructions
+        domain = preview.domain
+    else:
+        instructions = record.instructions
+        domain = record.domain
+        if record.model != service.embedder.model_id:
+            st.warning(
+                f"Built with `{md_escape(record.model)}`, but the app runs "
+                f"`{md_escape(service.embedder.model_id)}`: searches and uploads here are refused."
+            )
+    st.markdown(f"**Domain:** {md_escape(domain) if domain else '(general)'}")
+    st.markdown("**Query instruction**")
+    st.code(instructions.get("query") or "(none)", language=None, wrap_lines=True)
+    st.markdown("**Document instruction**")
+    st.code(instructions.get("document") or "(none)", language=None, wrap_lines=True)
+
+
+def _new_collection_form(service: SearchService) -> None:
+    st.subheader("New collection")
+    name = st.text_input("Name", key="new_name", placeholder="e.g. papers")
+    presets = list(DOMAIN_PRESETS)
+    preset = st.selectbox(
+        "Domain",
+        [*presets, "custom"],
+        key="new_domain_preset",
+        format_func=lambda key: "custom…" if key == "custom" else (DOMAIN_PRESETS[key] or "general"),
+    )
+    domain = (
+        st.text_input("Custom domain", key="new_domain_text", placeholder="e.g. Astronomy") or ""
+        if preset == "custom"
+        else preset or ""
+    )
+    template = service.new_record(domain=domain)
+    query = st.text_area(
+        "Query instruction", template.instructions.get("query") or "", key=f"new_query:{domain}", height=80
+    )
+    document = st.text_area(
+        "Document instruction",
+        template.instructions.get("document") or "",
+        key=f"new_document:{domain}",
+        height=80,
+    )
+    if st.button("Create collection", type="primary", key="create_collection"):
+        try:
+            record = service.new_record(domain=domain, query_instruction=query, document_instruction=document)
+            created = service.create_collection(name, record)
+        except USER_ERRORS as exc:
+            show_error(exc)
+            return
+        st.session_state["_select_collection"] = name.strip()
+        st.session_state["flash"] = f"Created collection {name.strip()} ({created.model})."
+        st.rerun()
+
+
+def _search_section(service: SearchService, state: PageState, documents: list[DocumentManifest]) -> None:
+    if not documents:
+        st.info(
+            "No documents yet. Upload PDFs, text or Markdown files in the **📄 Documents** tab.", icon="📭"
+        )
+        return
+    query = st.text_input(
+        "Search your documents",
+        key="query",
+        placeholder="Ask a question or type a few words, then press Enter",
+        max_chars=MAX_QUERY_CHARS + 1,
+    )
+    labels = _document_labels(documents)
+    chosen = st.multiselect(
+        "Only in these documents",
+        list(labels),
+        key="filter_documents",
+        format_func=lambda source: labels.get(source, source),
+        placeholder="All documents",
+    )
+    if not query:
+        st.caption(f"{len(documents)} documents in `{md_escape(state.collection)}`.")
+        return
+    try:
+        result = service.search(
+            query,
+            collection=state.collection,
+            top_k=state.top_k,
+            score_threshold=state.threshold,
+            documents=chosen or None,
+        )
+    except USER_ERRORS as exc:
+        show_error(exc)
+        return
+    _results(result, state)
+
+
+def _document_labels(documents: list[DocumentManifest]) -> dict[str, str]:
+    counts: dict[str, int] = {}
+    for doc in documents:
+        counts[doc.file_name] = counts.get(doc.file_name, 0) + 1
+    return {
+        doc.source: doc.file_name if counts[doc.file_name] == 1 else f"{doc.file_name} ({doc.source})"
+        for doc in documents
+    }
+
+
+def _results(result: SearchResult, state: PageState) -> None:
+    instruction = result.instruction or "(no instruction)"
+    st.caption(
+        f"{len(result.hits)} hits in {result.seconds * 1000:.0f} ms · query instruction: "
+        f"“{md_escape(instruction)}”"
+    )
+    if not result.hits:
+        if state.threshold is not None:
+            st.warning(
+                f"No hits above the minimum score {state.threshold:.2f}. Lower it in the sidebar.", icon="🔍"
+            )
+        else:
+            st.warning("No hits. Try other words, or remove the document filter.", icon="🔍")
+        return
+    terms = query_terms(result.query)
+    for rank, hit in enumerate(result.hits, start=1):
+        st.html(hit_card_html(rank, hit, terms))
+
+
+def _flash() -> None:
+    message = st.session_state.pop("flash", None)
+    if message:
+        st.success(md_escape(message), icon="✅")
+
+
+# -- documents: upload, outcomes, list, delete ---------------------------------------------------------
+
+
+def _documents_section(service: SearchService, state: PageState, documents: list[DocumentManifest]) -> None:
+    limit = service.settings.app.max_upload_mb
+    with st.form("upload", clear_on_submit=True, border=True):
+        uploads = st.file_uploader(
+            f"Add PDF, text or Markdown files (up to {limit} MB each)",
+            type=UPLOAD_TYPES,
+            accept_multiple_files=True,
+            key="uploads",
+            max_upload_size=limit,
+        )
+        submitted = st.form_submit_button("Upload and index", type="primary")
+    if submitted:
+        files = [(upload.name, upload.getvalue()) for upload in uploads or []]
+        if not files:
+            st.warning("Choose one or more files first.", icon="📎")
+        else:
+            outcome = handle_upload(service, state.collection, files)
+            if outcome is not None:
+                st.session_state["upload_outcome"] = outcome
+                st.rerun()
+    _show_outcome(st.session_state.get("upload_outcome"))
+    _document_list(service, state, documents)
+
+
+@dataclass
+class UploadOutcome:
+    """What an upload did, kept in the session so it survives the rerun after the upload."""
+
+    collection: str
+    results: list[FileResult]
+    seconds: float
+
+
+def handle_upload(
+    service: SearchService, collection: str, files: Sequence[tuple[str, bytes]]
+) -> UploadOutcome | None:
+    """Ingest uploaded files with a progress bar per file; errors are shown, not raised.
+
+    Args:
+        service: the service.
+        collection: the target collection.
+        files: ``(uploaded name, bytes)`` pairs. The name only becomes a display name.
+
+    Returns:
+        The outcome, or ``None`` when the ingest could not run (the error is shown).
+    """
+    from ingest.sources import FileResult, upload_source
+
+    limit_bytes = service.settings.app.max_upload_mb * 1024 * 1024
+    sources = []
+    too_big: list[FileResult] = []
+    for name, data in files:
+        source = upload_source(name, data)
+        if len(data) > limit_bytes:
+            too_big.append(
+                FileResult(
+                    path=source.source,
+                    status="failed",
+                    file_name=source.file_name,
+                    source=source.source,
+                    error=f"{len(data) / 1048576:.1f} MB is over the upload limit of "
+                    f"{service.settings.app.max_upload_mb} MB (setting app.max_upload_mb)",
+                )
+            )
+        else:
+            sources.append(source)
+    bars: dict[int, Any] = {}
+    box = st.container(border=True)
+    box.markdown(f"**Indexing {len(sources)} file(s) into `{md_escape(collection)}`…**")
+    for index, source in enumerate(sources):
+        bars[index] = box.progress(0.0, text=f"{md_escape(source.file_name)}: waiting")
+
+    def on_progress(event: ProgressEvent) -> None:
+        bar = bars.get(event.file_index)
+        if bar is None:
+            return
+        name = md_escape(event.file_name)
+        if event.stage == "reading":
+            bar.progress(0.02, text=f"{name}: reading")
+        elif event.stage == "embedding":
+            fraction = event.chunks_done / event.chunks_total if event.chunks_total else 0.0
+            bar.progress(
+                min(0.02 + 0.96 * fraction, 0.98),
+                text=f"{name}: embedding {event.chunks_done}/{event.chunks_total} chunks",
+            )
+        elif event.stage == "stored":
+            bar.progress(1.0, text=f"{name}: stored ({event.chunks_total} chunks)")
+        elif event.stage == "skipped":
+            bar.progress(1.0, text=f"{name}: unchanged")
+        else:
+            bar.progress(1.0, text=f"{name}: failed")
+
+    report: IngestReport | None = None
+    if sources:
+        if service.write_lock.locked():
+            box.caption("Waiting for another upload or delete to finish…")
+        try:
+            report = service.ingest(sources, collection=collection, on_progress=on_progress)
+        except USER_ERRORS as exc:
+            show_error(exc)
+            return None
+    results = too_big + (report.files if report is not None else [])
+    return UploadOutcome(collection=collection, results=results, seconds=report.seconds if report else 0.0)
+
+
+def outcome_line(result: FileResult) -> str:
+    """One line (Markdown, escaped) describing what happened to a file."""
+    name = f"**{md_escape(result.file_name or result.path)}**"
+    icon = _STATUS_ICON.get(result.status, "")
+    if result.status == "failed":
+        return f"{icon} {name} — failed: {md_escape(result.error or 'unknown reason')}"
+    pages = f" from {result.pages} pages" if result.pages else ""
+    detail = f"{result.chunks} chunks{pages}"
+    if result.status == "unchanged":
+        detail = f"already stored, nothing to do ({detail})"
+    note = f" · {md_escape(result.note)}" if result.note else ""
+    return f"{icon} {name} — {result.status}: {detail}{note}"
+
+
+def _show_outcome(outcome: UploadOutcome | None) -> None:
+    if outcome is None:
+        return
+    counts: dict[str, int] = {}
+    for result in outcome.results:
+        counts[result.status] = counts.get(result.status, 0) + 1
+    summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    st.markdown(f"**Last upload** ({summary}; {outcome.seconds:.1f} s)")
+    for result in outcome.results:
+        line = outcome_line(result)
+        if result.status == "failed":
+            st.error(line)
+        elif result.status == "unchanged":
+            st.info(line)
+        else:
+            st.success(line)
+
+
+def _document_list(service: SearchService, state: PageState, documents: list[DocumentManifest]) -> None:
+    st.subheader(f"Documents in `{md_escape(state.collection)}`")
+    if not documents:
+        st.info("No documents yet. Add some above.", icon="📭")
+        return
+    total = sum(doc.chunks for doc in documents)
+    st.caption(f"{len(documents)} documents · {total} chunks")
+    labels = _document_labels(documents)
+    for doc in documents:
+        row = st.container(border=True)
+        name_col, info_col, action_col = row.columns([6, 3, 2], vertical_alignment="center")
+        name_col.markdown(f"📄 **{md_escape(labels[doc.source])}**")
+        pages = f" · {doc.pages} pages" if doc.pages else ""
+        info_col.caption(f"{doc.chunks} chunks{pages} · {doc.ingested_at[:10]}")
+        with action_col.popover("Delete", icon="🗑️"):
+            st.markdown(f"Delete **{md_escape(doc.file_name)}** and its {doc.chunks} chunks?")
+            if st.button("Yes, delete", key=f"delete:{doc.source}", type="primary"):
+                try:
+                    removed = service.delete_document(doc.source, state.collection)
+                except USER_ERRORS as exc:
+                    show_error(exc)
+                    return
+                st.session_state["flash"] = f"Deleted {doc.file_name} ({removed} chunks)."
+                st.session_state.pop("upload_outcome", None)
+                st.rerun()
