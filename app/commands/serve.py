@@ -1,11 +1,197 @@
-"""The `serve` subcommand(s)."""
+"""The ``serve`` subcommand (what ``make run`` calls).
+
+``instructor-search serve [--port 8501] [--address 127.0.0.1] [--no-sample]``
+
+1. If the default collection has no documents (and ``app.sample_corpus`` is on), ingest the
+   sample corpus that ships with the project (``app/sample_corpus/*.pdf``).
+2. Close the Qdrant client (the embedded store is single-process: the app must be the only
+   process holding it), print the URL, and replace this process with
+   ``streamlit run streamlit_app.py``, passing the effective settings on in the environment.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import argparse
+import os
+import socket
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from app.errors import AppError
+from config import ENV_PREFIX
+
+if TYPE_CHECKING:
+    from config import Settings
+    from embedder import Embedder
+    from ingest.pipeline import IngestReport
+
+#: The Streamlit script, next to the ``app`` package in the project folder.
+APP_SCRIPT = Path(__file__).resolve().parents[2] / "streamlit_app.py"
 
 
 def register(subparsers: Any) -> None:
-    """Add the subcommand parsers."""
-    # Filled in by the serve work.
-    return None
+    """Add the ``serve`` parser."""
+    parser = subparsers.add_parser(
+        "serve",
+        help="start the web app (indexes the sample corpus on first run)",
+        description="Start the Streamlit app. If the default collection is empty, the bundled "
+        "sample corpus (public-domain PDFs) is indexed first.",
+    )
+    parser.add_argument("--port", type=int, default=8501, help="port to listen on (default 8501)")
+    parser.add_argument(
+        "--address", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)"
+    )
+    parser.add_argument("--no-sample", action="store_true", help="do not index the sample corpus")
+    parser.set_defaults(handler=run_serve)
+
+
+def ensure_sample_corpus(
+    settings: Settings,
+    *,
+    embedder: Embedder | None = None,
+    echo: Callable[[str], None] = print,
+) -> IngestReport | None:
+    """Ingest the sample corpus into the default collection if that collection has no documents.
+
+    Args:
+        settings: the settings (store location, default collection, model).
+        embedder: an already loaded embedder (loaded from the settings when needed otherwise).
+        echo: where progress lines go.
+
+    Returns:
+        The ingest report, or ``None`` when nothing was done (the collection has documents, the
+        sample corpus is switched off, or the store is in memory and would not outlive this process).
+
+    Raises:
+        IngestError: the store cannot be opened, or the collection was built with another model.
+    """
+    from app.sample_corpus import sample_files
+    from ingest.pipeline import ingest_files
+    from ingest.store import VectorStore, open_client
+
+    if not settings.app.sample_corpus or settings.qdrant_mode == "memory":
+        return None
+    client = open_client(settings)
+    try:
+        store = VectorStore(client, settings.qdrant.collection, local=settings.qdrant_mode != "server")
+        if store.documents():
+            return None
+        files = sample_files()
+        if not files:
+            echo("the sample corpus is missing (app/sample_corpus/*.pdf); starting with an empty collection")
+            return None
+        if embedder is None:
+            from embedder import make_embedder
+
+            echo(f"loading the model {settings.model.name!r} ...")
+            embedder = make_embedder(settings.model)
+        echo(
+            f"collection {store.collection!r} is empty: indexing the sample corpus "
+            f"({len(files)} PDFs) with {embedder.model_id} ..."
+        )
+        report = ingest_files(files, settings=settings, embedder=embedder, store=store)
+        for result in report.files:
+            detail = f"{result.chunks} chunks" if result.status != "failed" else f"failed: {result.error}"
+            echo(f"  {result.status:<9} {result.file_name}  ({detail})")
+        echo(f"indexed {report.chunks_embedded} chunks in {report.seconds:.1f} s")
+        return report
+    finally:
+        client.close()
+
+
+def child_environment(settings: Settings, base: Mapping[str, str]) -> dict[str, str]:
+    """The environment for the Streamlit process: ``base`` with the settings as ``INSTRUCTOR_SEARCH_*``.
+
+    Every ``INSTRUCTOR_SEARCH_*`` variable of ``base`` is replaced by the effective settings (one
+    JSON value per section), so flags such as ``--data-dir`` or ``--backend`` reach the app and
+    nothing stale can contradict them.
+
+    Args:
+        settings: the effective settings.
+        base: the current environment.
+
+    Returns:
+        The new environment.
+    """
+    env = {key: value for key, value in base.items() if not key.startswith(ENV_PREFIX)}
+    data = settings.model_dump(mode="json")
+    data["data_dir"] = str(Path(settings.data_dir).resolve())
+    if settings.qdrant_mode == "embedded" and settings.qdrant.path:
+        data["qdrant"]["path"] = str(Path(settings.qdrant.path).resolve())
+    for key, value in data.items():
+        env[f"{ENV_PREFIX}{key.upper()}"] = value if isinstance(value, str) else _json(value)
+    return env
+
+
+def _json(value: Any) -> str:
+    import json
+
+    return json.dumps(value, ensure_ascii=False)
+
+
+def streamlit_command(settings: Settings, *, port: int, address: str) -> list[str]:
+    """The ``streamlit run`` command line for the app."""
+    return [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(APP_SCRIPT),
+        "--server.headless",
+        "true",
+        "--server.port",
+        str(port),
+        "--server.address",
+        address,
+        "--server.maxUploadSize",
+        str(settings.app.max_upload_mb),
+        "--browser.gatherUsageStats",
+        "false",
+        "--client.showErrorDetails",
+        "none",
+    ]
+
+
+def check_port(address: str, port: int) -> None:
+    """Fail early, with a clear message, when the port is taken.
+
+    Raises:
+        AppError: the port is in use or the address is not usable.
+    """
+    if not 1 <= port <= 65535:
+        raise AppError(f"port {port} is not valid; use 1-65535 (--port)")
+    with socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((address, port))
+        except OSError as exc:
+            raise AppError(
+                f"cannot listen on {address}:{port} ({exc.strerror}); another app may be running there. "
+                "Stop it or pass another --port."
+            ) from exc
+
+
+def app_url(address: str, port: int) -> str:
+    """The URL to open in a browser."""
+    host = "localhost" if address in ("127.0.0.1", "0.0.0.0", "::", "localhost") else address
+    return f"http://{host}:{port}"
+
+
+def run_serve(args: argparse.Namespace, settings: Settings) -> int:
+    """Index the sample corpus if needed, then become the Streamlit server."""
+    if not APP_SCRIPT.is_file():
+        raise AppError(
+            f"the app script {str(APP_SCRIPT)!r} is missing; run `make run` from the project folder "
+            "(an editable install keeps streamlit_app.py next to the app package)"
+        )
+    check_port(args.address, args.port)
+    if not args.no_sample:
+        ensure_sample_corpus(settings)
+    command = streamlit_command(settings, port=args.port, address=args.address)
+    print(f"\ninstructor-search is starting at {app_url(args.address, args.port)}  (Ctrl+C stops it)\n")
+    sys.stdout.flush()
+    os.chdir(APP_SCRIPT.parent)
+    os.execve(sys.executable, command, child_environment(settings, os.environ))
+    return 0  # pragma: no cover - execve does not return
