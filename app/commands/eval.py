@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -60,10 +59,6 @@ def _add_output_flags(parser: argparse.ArgumentParser) -> None:
         "--record", action="store_true", help="save to docs/results and re-render docs/benchmarks.md"
     )
     parser.add_argument("--docs-dir", default=str(DOCS), help="docs folder for --record (default: docs)")
-
-
-def _command_line() -> str:
-    return "instructor-search " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
 
 def _print(result: dict[str, Any], as_json: bool) -> None:
@@ -130,7 +125,7 @@ def _beir_handler(args: argparse.Namespace, settings: Settings) -> int:
         key = f"{result['dataset']}-{result['split']}-{result['corpus_format']}-{result['instructions']}"
         if settings.instructions.domain and result["instructions"] == "default":
             key += f"-{settings.instructions.domain.lower()}"
-        save_result("beir", key, result, command=_command_line(), docs=Path(args.docs_dir))
+        save_result("beir", key, result, command=args.command_line, docs=Path(args.docs_dir))
     _print(result, args.json)
     return 0
 
@@ -156,7 +151,7 @@ def run_sts_command(settings: Settings, file: str) -> dict[str, Any]:
 def _sts_handler(args: argparse.Namespace, settings: Settings) -> int:
     result = run_sts_command(settings, args.file)
     if args.record:
-        save_result("sts", Path(args.file).stem, result, command=_command_line(), docs=Path(args.docs_dir))
+        save_result("sts", Path(args.file).stem, result, command=args.command_line, docs=Path(args.docs_dir))
     _print(result, args.json)
     return 0
 
@@ -167,7 +162,7 @@ def _all_handler(args: argparse.Namespace, settings: Settings) -> int:
         print(f"error: shared data folder {str(data)!r} not found; pass --data DIR", file=sys.stderr)
         return 2
     docs = Path(args.docs_dir)
-    command = _command_line()
+    command = args.command_line
     results: list[dict[str, Any]] = []
     sts_file = data / "sts" / "stsbenchmark" / "sts-test.csv"
     sts = run_sts_command(settings, str(sts_file))

@@ -1,0 +1,111 @@
+"""The BEIR runner goes through the real ingest and search path (fake embedder, tiny corpus)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from app.cli import main
+from app.errors import EvaluationError
+from app.evaluation.beir import load_beir
+from app.evaluation.runner import InstructionChoice, run_beir
+from config import Settings
+from embedder import make_embedder
+
+
+def make_folder(root: Path) -> Path:
+    folder = root / "tiny"
+    (folder / "qrels").mkdir(parents=True)
+    docs = {
+        "d1": ("Aspirin", "aspirin reduces fever and headache pain"),
+        "d2": ("Statins", "statins lower blood cholesterol levels"),
+        "d3": ("Felines", "cats sleep most of the day in warm sunlight"),
+        "d4": ("Volcanoes", "lava erupts from volcanoes under high pressure"),
+    }
+    (folder / "corpus.jsonl").write_text(
+        "".join(json.dumps({"_id": k, "title": t, "text": x}) + "\n" for k, (t, x) in docs.items())
+    )
+    queries = {"q1": "fever headache aspirin", "q2": "cholesterol statins", "q3": "cats sleep sunlight"}
+    (folder / "queries.jsonl").write_text(
+        "".join(json.dumps({"_id": k, "text": v}) + "\n" for k, v in queries.items())
+    )
+    rows = ["query-id\tcorpus-id\tscore", "q1\td1\t1", "q2\td2\t1", "q3\td3\t1"]
+    (folder / "qrels" / "test.tsv").write_bytes(("\r\n".join(rows) + "\r\n").encode())
+    return folder
+
+
+@pytest.mark.parametrize("corpus_format", ["json", "pdf"])
+def test_lexically_obvious_queries_score_perfectly(
+    tmp_path: Path, fake_settings: Settings, corpus_format: str
+) -> None:
+    dataset = load_beir(make_folder(tmp_path), "test")
+    result = run_beir(
+        dataset,
+        settings=fake_settings,
+        embedder=make_embedder(fake_settings.model),
+        instructions=InstructionChoice.parse("default"),
+        corpus_format=corpus_format,  # type: ignore[arg-type]
+        pdf_folder=tmp_path / "pdfs",
+    )
+    assert result.queries == 3 and result.documents == 4
+    assert result.failed_documents == 0
+    assert result.ndcg_at_10 == pytest.approx(1.0)
+    assert result.mrr_at_10 == pytest.approx(1.0)
+    assert result.recall_at_100 == pytest.approx(1.0)
+    assert result.document_instruction == "Represent the document for retrieval:"
+    if corpus_format == "json":
+        assert result.chunks == 4  # one chunk per document
+    else:
+        assert sorted(p.name for p in (tmp_path / "pdfs").iterdir()) == [f"d{i}.pdf" for i in range(1, 5)]
+
+
+def test_instruction_choices(fake_settings: Settings) -> None:
+    assert InstructionChoice.parse("none").apply(fake_settings).instructions.enabled is False
+    custom = InstructionChoice.parse("Represent the claim::Represent the abstract").apply(fake_settings)
+    assert (custom.instructions.query, custom.instructions.document) == (
+        "Represent the claim",
+        "Represent the abstract",
+    )
+    with pytest.raises(EvaluationError, match="not understood"):
+        InstructionChoice.parse("weird")
+
+
+def test_no_instruction_run_records_none(tmp_path: Path, fake_settings: Settings) -> None:
+    result = run_beir(
+        load_beir(make_folder(tmp_path), "test"),
+        settings=fake_settings,
+        embedder=make_embedder(fake_settings.model),
+        instructions=InstructionChoice.parse("none"),
+    )
+    assert result.query_instruction is None and result.document_instruction is None
+    assert result.ndcg_at_10 == pytest.approx(1.0)
+
+
+def test_cli_json_and_record(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = make_folder(tmp_path)
+    docs = tmp_path / "docs"
+    code = main(
+        [
+            "eval",
+            "beir",
+            str(folder),
+            "--json",
+            "--record",
+            "--docs-dir",
+            str(docs),
+            "--backend",
+            "fake",
+            "--data-dir",
+            str(tmp_path / "data"),
+        ]
+    )
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    for key in ("ndcg_at_10", "recall_at_100", "mrr_at_10", "map_at_100", "seconds"):
+        assert key in out
+    markdown = (docs / "benchmarks.md").read_text()
+    assert "| tiny | test | json | dense | default | 1.0000 |" in markdown
+    assert "instructor-search eval beir" in markdown
+    assert (docs / "img" / "beir_ndcg.png").stat().st_size > 1000
