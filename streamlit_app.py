@@ -11,7 +11,7 @@ import streamlit as st
 from app import ui
 from config import ConfigError, load_settings
 
-st.set_page_config(page_title="instructor-search", page_icon="🔎", layout="wide")
+st.set_page_config(page_title="instructor-search", page_icon=":material/manage_search:", layout="wide")
 try:
     settings = load_settings()
 except ConfigError as exc:

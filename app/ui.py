@@ -45,7 +45,12 @@ logger = logging.getLogger(__name__)
 USER_ERRORS: tuple[type[Exception], ...] = (AppError, IngestError, EmbedderError, ConfigError)
 NEW_COLLECTION = "+ New collection…"
 UPLOAD_TYPES = ["pdf", "txt", "md"]
-_STATUS_ICON = {"ingested": "✅", "replaced": "🔄", "unchanged": "⏸️", "failed": "❌"}
+_STATUS_ICON = {
+    "ingested": ":material/check_circle:",
+    "replaced": ":material/sync:",
+    "unchanged": ":material/task_alt:",
+    "failed": ":material/error:",
+}
 _STOPWORDS = frozenset(
     [
         "a",
@@ -149,9 +154,14 @@ def md_escape(text: str) -> str:
     return _MARKDOWN_SPECIAL.sub(r"\\\1", text).replace("\n", " ")
 
 
+def md_code(text: str) -> str:
+    """Text as a Markdown code span (backticks inside are replaced; nothing else is interpreted)."""
+    return "`" + text.replace("`", "'").replace("\n", " ") + "`"
+
+
 def show_error(exc: BaseException | str) -> None:
     """Show an error message (never a traceback)."""
-    st.error(md_escape(str(exc)), icon="⚠️")
+    st.error(md_escape(str(exc)), icon=":material/error:")
 
 
 def query_terms(query: str) -> list[str]:
@@ -187,7 +197,7 @@ def hit_card_html(rank: int, hit: Hit, terms: Sequence[str]) -> str:
         'padding:0.75rem 1rem;margin-bottom:0.25rem">'
         '<div style="display:flex;gap:0.75rem;align-items:baseline;flex-wrap:wrap;margin-bottom:0.4rem">'
         f'<span style="font-weight:700;color:#6b7280">#{rank}</span>'
-        f'<span class="hit-file" style="font-weight:700">📄 {html.escape(hit.file_name)}</span>'
+        f'<span class="hit-file" style="font-weight:700">{html.escape(hit.file_name)}</span>'
         f'<span class="hit-page" style="background:#eef2ff;color:#3730a3;border-radius:0.3rem;'
         f'padding:0 0.4rem">{html.escape(page)}</span>'
         f'<span class="hit-score" style="color:#6b7280">score {hit.score:.3f}</span>'
@@ -222,17 +232,17 @@ def render(service: SearchService) -> None:
 
 
 def _render(service: SearchService) -> None:
-    st.title("🔎 instructor-search")
+    st.title(":material/manage_search: instructor-search")
     st.caption(
         "Semantic search over your PDFs with instruction-conditioned embeddings · model "
-        f"`{md_escape(service.embedder.model_id)}`"
+        + md_code(service.embedder.model_id)
     )
     state = _sidebar(service)
     if state is None:
         return
     documents = service.documents(state.collection)
     _flash()
-    search_tab, documents_tab = st.tabs(["🔎 Search", "📄 Documents"])
+    search_tab, documents_tab = st.tabs([":material/search: Search", ":material/description: Documents"])
     with search_tab:
         _search_section(service, state, documents)
     with documents_tab:
@@ -273,7 +283,7 @@ def _show_record(service: SearchService, name: str, record: CollectionRecord | N
             document_instruction=service.settings.instructions.document,
             instructions_enabled=service.settings.instructions.enabled,
         )
-        st.caption(f"`{md_escape(name)}` is created by the first upload, with these instructions:")
+        st.caption(f"{md_code(name)} is created by the first upload, with these instructions:")
         instructions = preview.instructions
         domain = preview.domain
     else:
@@ -281,8 +291,9 @@ def _show_record(service: SearchService, name: str, record: CollectionRecord | N
         domain = record.domain
         if record.model != service.embedder.model_id:
             st.warning(
-                f"Built with `{md_escape(record.model)}`, but the app runs "
-                f"`{md_escape(service.embedder.model_id)}`: searches and uploads here are refused."
+                f"Built with {md_code(record.model)}, but the app runs "
+                f"{md_code(service.embedder.model_id)}: searches and uploads here are refused.",
+                icon=":material/warning:",
             )
     st.markdown(f"**Domain:** {md_escape(domain) if domain else '(general)'}")
     st.markdown("**Query instruction**")
@@ -331,14 +342,15 @@ def _new_collection_form(service: SearchService) -> None:
 def _search_section(service: SearchService, state: PageState, documents: list[DocumentManifest]) -> None:
     if not documents:
         st.info(
-            "No documents yet. Upload PDFs, text or Markdown files in the **📄 Documents** tab.", icon="📭"
+            "No documents yet. Upload PDFs, text or Markdown files in the **Documents** tab.",
+            icon=":material/inbox:",
         )
         return
     query = st.text_input(
         "Search your documents",
         key="query",
         placeholder="Ask a question or type a few words, then press Enter",
-        max_chars=MAX_QUERY_CHARS + 1,
+        max_chars=MAX_QUERY_CHARS,
     )
     labels = _document_labels(documents)
     chosen = st.multiselect(
@@ -349,7 +361,7 @@ def _search_section(service: SearchService, state: PageState, documents: list[Do
         placeholder="All documents",
     )
     if not query:
-        st.caption(f"{len(documents)} documents in `{md_escape(state.collection)}`.")
+        st.caption(f"{len(documents)} documents in {md_code(state.collection)}.")
         return
     try:
         result = service.search(
@@ -384,10 +396,13 @@ def _results(result: SearchResult, state: PageState) -> None:
     if not result.hits:
         if state.threshold is not None:
             st.warning(
-                f"No hits above the minimum score {state.threshold:.2f}. Lower it in the sidebar.", icon="🔍"
+                f"No hits above the minimum score {state.threshold:.2f}. Lower it in the sidebar.",
+                icon=":material/search_off:",
             )
         else:
-            st.warning("No hits. Try other words, or remove the document filter.", icon="🔍")
+            st.warning(
+                "No hits. Try other words, or remove the document filter.", icon=":material/search_off:"
+            )
         return
     terms = query_terms(result.query)
     for rank, hit in enumerate(result.hits, start=1):
@@ -397,7 +412,7 @@ def _results(result: SearchResult, state: PageState) -> None:
 def _flash() -> None:
     message = st.session_state.pop("flash", None)
     if message:
-        st.success(md_escape(message), icon="✅")
+        st.success(md_escape(message), icon=":material/check_circle:")
 
 
 # -- documents: upload, outcomes, list, delete ---------------------------------------------------------
@@ -417,7 +432,7 @@ def _documents_section(service: SearchService, state: PageState, documents: list
     if submitted:
         files = [(upload.name, upload.getvalue()) for upload in uploads or []]
         if not files:
-            st.warning("Choose one or more files first.", icon="📎")
+            st.warning("Choose one or more files first.", icon=":material/attach_file:")
         else:
             outcome = handle_upload(service, state.collection, files)
             if outcome is not None:
@@ -471,7 +486,7 @@ def handle_upload(
             sources.append(source)
     bars: dict[int, Any] = {}
     box = st.container(border=True)
-    box.markdown(f"**Indexing {len(sources)} file(s) into `{md_escape(collection)}`…**")
+    box.markdown(f"**Indexing {len(sources)} file(s) into** {md_code(collection)} …")
     for index, source in enumerate(sources):
         bars[index] = box.progress(0.0, text=f"{md_escape(source.file_name)}: waiting")
 
@@ -511,15 +526,14 @@ def handle_upload(
 def outcome_line(result: FileResult) -> str:
     """One line (Markdown, escaped) describing what happened to a file."""
     name = f"**{md_escape(result.file_name or result.path)}**"
-    icon = _STATUS_ICON.get(result.status, "")
     if result.status == "failed":
-        return f"{icon} {name} — failed: {md_escape(result.error or 'unknown reason')}"
+        return f"{name} — failed: {md_escape(result.error or 'unknown reason')}"
     pages = f" from {result.pages} pages" if result.pages else ""
     detail = f"{result.chunks} chunks{pages}"
     if result.status == "unchanged":
         detail = f"already stored, nothing to do ({detail})"
     note = f" · {md_escape(result.note)}" if result.note else ""
-    return f"{icon} {name} — {result.status}: {detail}{note}"
+    return f"{name} — {result.status}: {detail}{note}"
 
 
 def _show_outcome(outcome: UploadOutcome | None) -> None:
@@ -531,19 +545,19 @@ def _show_outcome(outcome: UploadOutcome | None) -> None:
     summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
     st.markdown(f"**Last upload** ({summary}; {outcome.seconds:.1f} s)")
     for result in outcome.results:
-        line = outcome_line(result)
+        line, icon = outcome_line(result), _STATUS_ICON.get(result.status)
         if result.status == "failed":
-            st.error(line)
+            st.error(line, icon=icon)
         elif result.status == "unchanged":
-            st.info(line)
+            st.info(line, icon=icon)
         else:
-            st.success(line)
+            st.success(line, icon=icon)
 
 
 def _document_list(service: SearchService, state: PageState, documents: list[DocumentManifest]) -> None:
-    st.subheader(f"Documents in `{md_escape(state.collection)}`")
+    st.subheader(f"Documents in {md_code(state.collection)}")
     if not documents:
-        st.info("No documents yet. Add some above.", icon="📭")
+        st.info("No documents yet. Add some above.", icon=":material/inbox:")
         return
     total = sum(doc.chunks for doc in documents)
     st.caption(f"{len(documents)} documents · {total} chunks")
@@ -551,10 +565,10 @@ def _document_list(service: SearchService, state: PageState, documents: list[Doc
     for doc in documents:
         row = st.container(border=True)
         name_col, info_col, action_col = row.columns([6, 3, 2], vertical_alignment="center")
-        name_col.markdown(f"📄 **{md_escape(labels[doc.source])}**")
+        name_col.markdown(f":material/description: **{md_escape(labels[doc.source])}**")
         pages = f" · {doc.pages} pages" if doc.pages else ""
         info_col.caption(f"{doc.chunks} chunks{pages} · {doc.ingested_at[:10]}")
-        with action_col.popover("Delete", icon="🗑️"):
+        with action_col.popover("Delete", icon=":material/delete:"):
             st.markdown(f"Delete **{md_escape(doc.file_name)}** and its {doc.chunks} chunks?")
             if st.button("Yes, delete", key=f"delete:{doc.source}", type="primary"):
                 try:

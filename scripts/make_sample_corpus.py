@@ -3,7 +3,7 @@
 The texts live in scripts/sample_texts/*.txt: a few header lines (``title:``, ``author:``,
 ``note:``), then pages separated by ``=== page`` lines; within a page, a line on its own followed
 by a blank line is a heading. Each text becomes one PDF with one or more pages per ``=== page``
-block, a title on the first page and a page number in the footer, so search hits cite real pages.
+block, and a title on the first page, so search hits cite real pages.
 
 Run it with ``.venv/bin/python scripts/make_sample_corpus.py``; the PDFs are committed, so
 ``make run`` needs no generation step. Output is reproducible (fixed creation date).
@@ -27,12 +27,6 @@ class _Pdf(FPDF):
     def __init__(self, title: str) -> None:
         super().__init__(format="A4")
         self.doc_title = title
-
-    def footer(self) -> None:
-        self.set_y(-15)
-        self.set_font("Helvetica", "I", 9)
-        self.set_text_color(110, 110, 110)
-        self.cell(0, 10, str(self.page_no()), align="C")
 
 
 def parse(path: Path) -> tuple[dict[str, str], list[str]]:
