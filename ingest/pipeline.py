@@ -4,7 +4,8 @@ The work is streamed so that memory does not grow with the corpus: a file is rea
 and chunked, and its chunks join a queue that is embedded in batches of
 ``settings.model.batch_size`` (a batch may span files). Each embedded batch is upserted at once;
 when every chunk of a file is stored, the file's manifest is committed and the chunks of its
-previous content are deleted. Only a committed manifest makes a file count as stored, and
+previous content are deleted. Reading/extraction (a reader thread) and Qdrant writes (a writer
+thread) overlap with embedding; the queues between the stages are bounded. Only a committed manifest makes a file count as stored, and
 :meth:`~ingest.store.VectorStore.repair` (run at the start of every ingest) removes chunks no
 manifest vouches for, so a file is stored completely or not at all even if the process dies.
 
@@ -21,12 +22,15 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import queue
+import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from ingest.chunking import Chunk, Chunker, make_chunker
 from ingest.errors import DocumentError, IngestError
@@ -133,6 +137,27 @@ def file_sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+#: Files read and extracted ahead of the embedder (bounded, so memory stays flat).
+PREFETCH_FILES = 2
+#: Embedded batches that may wait for the store writer.
+WRITES_IN_FLIGHT = 2
+
+T = TypeVar("T")
+
+
+@dataclass
+class _Prepared:
+    """A file read (and, unless it is unchanged or a duplicate, extracted) by the reader thread."""
+
+    index: int
+    sha256: str = ""
+    error: str | None = None
+    previous: DocumentManifest | None = None
+    unchanged: bool = False  # same content and chunking as its manifest (chunks checked later)
+    duplicate_of: str | None = None
+    extracted: ExtractedText | None = None
+
+
 @dataclass
 class _OpenFile:
     """A file whose chunks are being embedded and stored."""
@@ -154,6 +179,89 @@ class _Queued:
     chunk: Chunk
 
 
+class _Reader:
+    """Reads, hashes and extracts files ahead of the embedder, in a background thread.
+
+    It never touches the Qdrant client: it decides from a snapshot of the manifests taken at
+    the start of the run. Items come out in file order; an unexpected exception is re-raised in
+    the consuming thread.
+    """
+
+    def __init__(self, count: int, prepare: Callable[[int], _Prepared], depth: int = PREFETCH_FILES) -> None:
+        self._count = count
+        self._prepare = prepare
+        self._queue: queue.Queue[_Prepared | BaseException | None] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._work, name="ingest-reader", daemon=True)
+        self._thread.start()
+
+    def _put(self, item: _Prepared | BaseException | None) -> None:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def _work(self) -> None:
+        try:
+            for index in range(self._count):
+                if self._stop.is_set():
+                    return
+                self._put(self._prepare(index))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which re-raises it
+            self._put(exc)
+        finally:
+            self._put(None)
+
+    def __iter__(self) -> Iterator[_Prepared]:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+
+class _Writer:
+    """The one thread that talks to Qdrant while a run embeds (upserts overlap with encoding).
+
+    Jobs run in submission order, so a file's manifest is always committed after its chunks.
+    """
+
+    def __init__(self, in_flight: int = WRITES_IN_FLIGHT) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-writer")
+        self._pending: deque[Future[list[_OpenFile]]] = deque()
+        self._in_flight = in_flight
+
+    def submit(self, job: Callable[[], list[_OpenFile]]) -> list[_OpenFile]:
+        """Queue a write job; returns the files completed by jobs that have finished meanwhile."""
+        self._pending.append(self._pool.submit(job))
+        return self._harvest(wait_for=self._in_flight)
+
+    def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a store call on the writer thread (after the queued writes) and wait for it."""
+        return self._pool.submit(fn, *args).result()
+
+    def finish(self) -> list[_OpenFile]:
+        """Wait for every queued write; returns the files they completed."""
+        return self._harvest(wait_for=0)
+
+    def _harvest(self, *, wait_for: int) -> list[_OpenFile]:
+        completed: list[_OpenFile] = []
+        while self._pending and (len(self._pending) > wait_for or self._pending[0].done()):
+            completed += self._pending.popleft().result()  # re-raises a failed write here
+        return completed
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
 @dataclass
 class _Run:
     """State of one :func:`ingest_files` call."""
@@ -166,9 +274,12 @@ class _Run:
     chunker: Chunker
     password: str | None
     on_progress: Callable[[ProgressEvent], None] | None
+    manifests: dict[str, DocumentManifest]  # by source, at the start of the run
+    writer: _Writer
     results: list[FileResult | None] = field(default_factory=list)
     queue: deque[_Queued] = field(default_factory=deque)
-    in_run: dict[str, str] = field(default_factory=dict)  # sha256 -> source, for this run
+    stored_sha: dict[str, str] = field(default_factory=dict)  # sha256 -> committed source (snapshot)
+    in_run: dict[str, str] = field(default_factory=dict)  # sha256 -> source, this run (reader thread)
     chunks_embedded: int = 0
 
     # -- progress ---------------------------------------------------------------------------------
@@ -186,76 +297,51 @@ class _Run:
                 )
             )
 
-    def fail(self, index: int, error: str, *, pages: int | None = None) -> None:
+    def result(self, index: int, status: FileStatus, **fields: Any) -> FileResult:
         source = self.files[index]
-        logger.info("failed: %s: %s", source.display_path, error)
-        self.results[index] = FileResult(
+        result = FileResult(
             path=source.display_path,
-            status="failed",
-            error=error,
+            status=status,
             file_name=source.file_name,
-            pages=pages,
             source=source.source,
+            **fields,
         )
+        self.results[index] = result
+        return result
+
+    def fail(self, index: int, error: str, *, pages: int | None = None) -> None:
+        logger.info("failed: %s: %s", self.files[index].display_path, error)
+        self.result(index, "failed", error=error, pages=pages)
         self.emit(index, "failed")
 
-    # -- per file -----------------------------------------------------------------------------------
+    # -- reader thread: no Qdrant access --------------------------------------------------------------
 
-    def add_file(self, index: int) -> None:
-        """Read, hash, check and chunk one file; queue its chunks for embedding."""
+    def prepare(self, index: int, *, force: bool = False) -> _Prepared:
+        """Read, hash, classify and (when needed) extract one file."""
         source = self.files[index]
-        self.emit(index, "reading")
         try:
             data = source.read_bytes()
         except DocumentError as exc:
-            self.fail(index, str(exc))
-            return
+            return _Prepared(index, error=str(exc))
         sha = file_sha256(data)
-        manifest = self.store.manifest(source.source)
-        if manifest is not None and self._is_current(manifest, sha):
-            self.results[index] = FileResult(
-                path=source.display_path,
-                status="unchanged",
-                chunks=manifest.chunks,
-                file_name=source.file_name,
-                pages=manifest.pages,
-                source=source.source,
-            )
-            self.in_run[sha] = source.source
-            self.emit(index, "skipped", done=manifest.chunks, total=manifest.chunks)
-            return
-        duplicate_of = self.in_run.get(sha) or self.store.stored_source(sha)
+        previous = self.manifests.get(source.source)
+        if (
+            not force
+            and previous is not None
+            and previous.file_sha256 == sha
+            and not self._chunking_changed(previous)
+        ):
+            self.in_run.setdefault(sha, source.source)
+            return _Prepared(index, sha256=sha, previous=previous, unchanged=True)
+        duplicate_of = self.in_run.get(sha) or self.stored_sha.get(sha)
         if duplicate_of is not None and duplicate_of != source.source:
-            self._skip_duplicate(index, manifest, duplicate_of)
-            return
+            return _Prepared(index, sha256=sha, previous=previous, duplicate_of=duplicate_of)
         try:
-            extracted = source_text(data, source, password=self.password)
-            chunks = self.chunker.split(extracted.pages)
+            extracted = extract_text(data, file_name=source.file_name, password=self.password)
         except DocumentError as exc:
-            self.fail(index, str(exc))
-            return
-        del data
-        if not chunks:
-            self.fail(index, f"{source.file_name!r} contains no text to index", pages=extracted.page_count)
-            return
-        status: FileStatus = (
-            "replaced" if manifest is not None and manifest.file_sha256 != sha else "ingested"
-        )
-        if manifest is not None and manifest.file_sha256 == sha:
-            status = "replaced" if self._chunking_changed(manifest) else "ingested"
-        open_file = _OpenFile(
-            index=index,
-            source=source,
-            sha256=sha,
-            status=status,
-            chunk_count=len(chunks),
-            pages=extracted.page_count,
-            ingested_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            previous=manifest,
-        )
+            return _Prepared(index, sha256=sha, error=str(exc))
         self.in_run[sha] = source.source
-        self.queue.extend(_Queued(open_file, chunk) for chunk in chunks)
-        self.emit(index, "embedding", done=0, total=len(chunks))
+        return _Prepared(index, sha256=sha, previous=previous, extracted=extracted)
 
     def _chunking_changed(self, manifest: DocumentManifest) -> bool:
         chunker = self.chunker
@@ -266,48 +352,83 @@ class _Run:
         ]
         return any(recorded is not None and recorded != wanted for recorded, wanted in pairs)
 
-    def _is_current(self, manifest: DocumentManifest, sha: str) -> bool:
-        if manifest.file_sha256 != sha or self._chunking_changed(manifest):
-            return False
-        if not self.store.has_chunks(manifest):
+    # -- main thread ------------------------------------------------------------------------------------
+
+    def add_file(self, prepared: _Prepared) -> None:
+        """Turn a prepared file into a result or into queued chunks."""
+        index = prepared.index
+        source = self.files[index]
+        self.emit(index, "reading")
+        if prepared.error is not None:
+            self.fail(index, prepared.error)
+            return
+        previous = prepared.previous
+        if prepared.unchanged and previous is not None:
+            if self.writer.call(self.store.has_chunks, previous):
+                self.result(index, "unchanged", chunks=previous.chunks, pages=previous.pages)
+                self.emit(index, "skipped", done=previous.chunks, total=previous.chunks)
+                return
             logger.warning(
                 "%s: some of its %d chunks are missing from the collection; storing it again",
-                manifest.source,
-                manifest.chunks,
+                source.display_path,
+                previous.chunks,
             )
-            return False
-        return True
+            prepared = self.prepare(index, force=True)
+            if prepared.error is not None:
+                self.fail(index, prepared.error)
+                return
+        if prepared.duplicate_of is not None:
+            self._skip_duplicate(index, previous, prepared.duplicate_of)
+            return
+        extracted = prepared.extracted
+        if extracted is None:  # pragma: no cover - prepare() always extracts otherwise
+            raise IngestError(f"internal error: {source.display_path} was not extracted")
+        chunks = self.chunker.split(extracted.pages)
+        if not chunks:
+            self.fail(index, f"{source.file_name!r} contains no text to index", pages=extracted.page_count)
+            return
+        status: FileStatus = "ingested"
+        if previous is not None and (
+            previous.file_sha256 != prepared.sha256 or self._chunking_changed(previous)
+        ):
+            status = "replaced"
+        open_file = _OpenFile(
+            index=index,
+            source=source,
+            sha256=prepared.sha256,
+            status=status,
+            chunk_count=len(chunks),
+            pages=extracted.page_count,
+            ingested_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            previous=previous,
+        )
+        self.queue.extend(_Queued(open_file, chunk) for chunk in chunks)
+        self.emit(index, "embedding", done=0, total=len(chunks))
 
-    def _skip_duplicate(self, index: int, manifest: DocumentManifest | None, duplicate_of: str) -> None:
+    def _skip_duplicate(self, index: int, previous: DocumentManifest | None, duplicate_of: str) -> None:
         """Identical content is stored once (point ids depend on the content hash only)."""
         source = self.files[index]
         status: FileStatus = "unchanged"
-        if manifest is not None:  # this source held other content before: drop it
-            self.store.delete_document(source.source)
+        if previous is not None:  # this source held other content before: drop it
+            self.writer.call(self.store.delete_document, source.source)
             status = "replaced"
         note = f"identical content is already stored as {duplicate_of!r}; it is not stored twice"
         logger.info("%s: %s", source.display_path, note)
-        self.results[index] = FileResult(
-            path=source.display_path,
-            status=status,
-            chunks=0,
-            file_name=source.file_name,
-            source=source.source,
-            note=note,
-        )
+        self.result(index, status, note=note)
         self.emit(index, "skipped")
 
-    # -- embedding and storing -------------------------------------------------------------------
-
     def drain(self, *, final: bool = False) -> None:
-        """Embed and store full batches (and the last partial one when ``final``)."""
+        """Embed full batches (and the last partial one when ``final``) and queue their writes."""
         batch_size = self.settings.model.batch_size
         while len(self.queue) >= batch_size or (final and self.queue):
             batch = [self.queue.popleft() for _ in range(min(batch_size, len(self.queue)))]
-            self.store_batch(batch)
+            self.embed_batch(batch)
+        if final:
+            for open_file in self.writer.finish():
+                self.stored(open_file)
 
-    def store_batch(self, batch: list[_Queued]) -> None:
-        """Embed one batch, upsert its points, and commit the files it completes."""
+    def embed_batch(self, batch: list[_Queued]) -> None:
+        """Embed one batch and hand its points (and the files it completes) to the writer."""
         from qdrant_client import models
 
         vectors = self.embedder.embed(
@@ -323,17 +444,34 @@ class _Run:
             )
             for item, vector in zip(batch, vectors, strict=True)
         ]
-        self.store.upsert_chunks(points)
         self.chunks_embedded += len(batch)
         touched: dict[int, _OpenFile] = {}
         for item in batch:
             item.file.done += 1
             touched[item.file.index] = item.file
+        completing = [f for f in touched.values() if f.done == f.chunk_count]
+        manifests = [self._manifest(f) for f in completing]
+        store = self.store
+
+        def write() -> list[_OpenFile]:
+            store.upsert_chunks(points)
+            for open_file, manifest in zip(completing, manifests, strict=True):
+                store.commit_document(manifest)
+                # After the commit: if the process dies here, repair() removes the old chunks.
+                # A new source has none (the collection is consistent after repair()).
+                if open_file.previous is not None:
+                    store.delete_stale(
+                        open_file.source.source,
+                        open_file.sha256,
+                        keep_chunks=open_file.chunk_count,
+                        previous=open_file.previous,
+                    )
+            return completing
+
         for open_file in touched.values():
-            if open_file.done == open_file.chunk_count:
-                self.commit(open_file)
-            else:
-                self.emit(open_file.index, "embedding", done=open_file.done, total=open_file.chunk_count)
+            self.emit(open_file.index, "embedding", done=open_file.done, total=open_file.chunk_count)
+        for open_file in self.writer.submit(write):
+            self.stored(open_file)
 
     def _payload(self, item: _Queued) -> dict[str, object]:
         chunk, open_file = item.chunk, item.file
@@ -353,42 +491,27 @@ class _Run:
             },
         }
 
-    def commit(self, open_file: _OpenFile) -> None:
-        """All chunks of a file are stored: commit its manifest, then drop its old chunks."""
+    def _manifest(self, open_file: _OpenFile) -> DocumentManifest:
         source = open_file.source
-        chunker = self.chunker
-        self.store.commit_document(
-            DocumentManifest(
-                source=source.source,
-                file_name=source.file_name,
-                file_sha256=open_file.sha256,
-                chunks=open_file.chunk_count,
-                pages=open_file.pages,
-                domain=self.record.domain,
-                ingested_at=open_file.ingested_at,
-                chunk_size=chunker.size,
-                chunk_overlap=chunker.overlap,
-                chunk_strategy=chunker.strategy,
-            )
-        )
-        # After the commit: if the process dies here, repair() removes the old chunks. A new
-        # source has none (the collection is consistent after repair()).
-        if open_file.previous is not None:
-            self.store.delete_stale(
-                source.source,
-                open_file.sha256,
-                keep_chunks=open_file.chunk_count,
-                previous=open_file.previous,
-            )
-        self.results[open_file.index] = FileResult(
-            path=source.display_path,
-            status=open_file.status,
-            chunks=open_file.chunk_count,
-            file_name=source.file_name,
-            pages=open_file.pages,
+        return DocumentManifest(
             source=source.source,
+            file_name=source.file_name,
+            file_sha256=open_file.sha256,
+            chunks=open_file.chunk_count,
+            pages=open_file.pages,
+            domain=self.record.domain,
+            ingested_at=open_file.ingested_at,
+            chunk_size=self.chunker.size,
+            chunk_overlap=self.chunker.overlap,
+            chunk_strategy=self.chunker.strategy,
         )
-        logger.info("%s: %s, %d chunks", open_file.status, source.display_path, open_file.chunk_count)
+
+    def stored(self, open_file: _OpenFile) -> None:
+        """A file's chunks and manifest are written."""
+        self.result(open_file.index, open_file.status, chunks=open_file.chunk_count, pages=open_file.pages)
+        logger.info(
+            "%s: %s, %d chunks", open_file.status, open_file.source.display_path, open_file.chunk_count
+        )
         self.emit(open_file.index, "stored", done=open_file.chunk_count, total=open_file.chunk_count)
 
 
@@ -414,6 +537,11 @@ def ingest_files(
     Leftovers of an interrupted earlier run are removed first. A file that cannot be read or
     has no text is reported as ``failed`` and the run goes on.
 
+    Three stages overlap: a reader thread reads and extracts the next files, the calling thread
+    chunks and embeds, and a writer thread (the only one using the Qdrant client during the
+    run) upserts points and commits manifests. Queues between them are bounded, and
+    ``on_progress`` is always called from the calling thread.
+
     Args:
         files: the files (see :func:`ingest.sources.discover` and
             :func:`ingest.sources.upload_source`).
@@ -437,6 +565,7 @@ def ingest_files(
         return IngestReport(files=[], points=store.count(), collection=store.collection)
     record = store.ensure(expected_record(settings, embedder, domain=domain))
     repaired = store.repair()
+    manifests = {manifest.source: manifest for manifest in store.documents()}
     store.begin_write()  # left in place if the run dies, so that the next run repairs
     truncated_before = embedder.stats.truncated
     run = _Run(
@@ -448,12 +577,20 @@ def ingest_files(
         chunker=make_chunker(settings.chunk, embedder, record.instruction_set.document),
         password=password,
         on_progress=on_progress,
+        manifests=manifests,
+        stored_sha={manifest.file_sha256: manifest.source for manifest in manifests.values()},
+        writer=_Writer(),
         results=[None] * len(files),
     )
-    for index in range(len(files)):
-        run.add_file(index)
-        run.drain()
-    run.drain(final=True)
+    reader = _Reader(len(files), run.prepare)
+    try:
+        for prepared in reader:
+            run.add_file(prepared)
+            run.drain()
+        run.drain(final=True)
+    finally:
+        reader.close()
+        run.writer.close()
     store.end_write()
     results = [result for result in run.results if result is not None]
     if len(results) != len(files):  # every path above sets a result; guard against a silent gap

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from qdrant_client import models
 from config import Settings, load_settings
 from embedder import FakeEmbedder
 from embedder.backends import Vectors
+from embedder.errors import InputError
 from ingest import (
     CollectionMismatchError,
     ProgressEvent,
@@ -205,8 +207,8 @@ def test_batches_span_files_and_files_are_stored_as_they_complete(
     assert total == report.chunks_embedded == store.count()
     assert embedder.calls[:-1] == [batch] * (len(embedder.calls) - 1)  # full batches across files
     assert len(embedder.calls) == math.ceil(total / batch)
-    # Streaming: when a file is read, the earlier files hold fewer than one batch of chunks
-    # not yet stored (memory does not grow with the corpus).
+    # Streaming: when a file is taken up, the earlier files hold fewer than one batch of chunks
+    # waiting for the model (memory does not grow with the corpus).
     stored: set[int] = set()
     progress: dict[int, tuple[int, int]] = {}
     for event in events:
@@ -216,8 +218,8 @@ def test_batches_span_files_and_files_are_stored_as_they_complete(
             stored.add(event.file_index)
             assert event.chunks_done == event.chunks_total == report.files[event.file_index].chunks
         if event.stage == "reading":
-            pending = sum(total - done for index, (done, total) in progress.items() if index not in stored)
-            assert pending < batch
+            unstored = [progress[i] for i in progress if i not in stored]
+            assert sum(total - done for done, total in unstored) < batch
         assert event.file_count == len(paths)
     assert stored == set(range(len(paths)))
 
@@ -369,3 +371,46 @@ def test_file_that_cannot_be_read_at_ingest_time_fails_alone(
     assert statuses["keep.pdf"] == ("ingested", None)
     assert "file not found" in str(statuses["gone.pdf"][1])
     assert "is a folder" in str(statuses["folder.pdf"][1])
+
+
+class FailingEmbedder(FakeEmbedder):
+    """Fails on its second batch, like a model running out of memory half-way."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches = 0
+
+    def embed(
+        self,
+        texts: Sequence[str],
+        instruction: str | None,
+        *,
+        batch_size: int | None = None,
+        show_progress: bool = False,
+    ) -> Vectors:
+        self.batches += 1
+        if self.batches == 2:
+            raise InputError("model failed half-way")
+        return super().embed(texts, instruction, batch_size=batch_size)
+
+
+def test_a_failing_model_stops_the_run_and_the_next_run_repairs(
+    tmp_path: Path, settings: Settings, store: VectorStore
+) -> None:
+    paths = [write_pdf(tmp_path / f"{i}.pdf", [f"File {i}.\n\n" + long_text("chess", 3)]) for i in range(6)]
+    with pytest.raises(InputError, match="half-way"):
+        _ingest(paths, settings, store, FailingEmbedder())
+    assert store.write_interrupted()  # threads stopped; the mark tells the next run to repair
+    report = _ingest(paths, settings, store)
+    assert not report.failed
+    assert store.count() == sum(f.chunks for f in report.files)
+    assert store.repair(force=True) == 0
+
+
+def test_progress_is_reported_on_the_calling_thread(
+    tmp_path: Path, settings: Settings, store: VectorStore
+) -> None:
+    paths = [write_pdf(tmp_path / f"{t}.pdf", [long_text(t, 3)]) for t in ("chess", "bread", "glacier")]
+    threads: set[str] = set()
+    _ingest(paths, settings, store, on_progress=lambda event: threads.add(threading.current_thread().name))
+    assert threads == {threading.current_thread().name}
