@@ -37,6 +37,7 @@ typecheck: setup
 
 bench: setup
 	$(BIN)/instructor-search bench
+	$(BIN)/python bench/ingest_bench.py
 
 eval: setup
 	$(BIN)/instructor-search eval all
