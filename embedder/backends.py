@@ -124,7 +124,9 @@ class SentenceTransformerEmbedder:
 
     def count_tokens(self, text: str) -> int:
         """Tokens of ``text`` without special tokens."""
-        return len(self._tokenizer(text, add_special_tokens=False, truncation=False)["input_ids"])
+        return len(
+            self._tokenizer(text, add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
+        )
 
     def _special_overhead(self) -> int:
         ids = self._tokenizer("", add_special_tokens=True)["input_ids"]
