@@ -51,44 +51,12 @@ _STATUS_ICON = {
     "unchanged": ":material/task_alt:",
     "failed": ":material/error:",
 }
-_STOPWORDS = frozenset(
-    [
-        "a",
-        "an",
-        "and",
-        "are",
-        "as",
-        "at",
-        "be",
-        "by",
-        "for",
-        "from",
-        "has",
-        "have",
-        "how",
-        "i",
-        "in",
-        "is",
-        "it",
-        "its",
-        "of",
-        "on",
-        "or",
-        "that",
-        "the",
-        "this",
-        "to",
-        "was",
-        "were",
-        "what",
-        "when",
-        "where",
-        "which",
-        "who",
-        "why",
-        "with",
-    ]
+_STOPWORD_TEXT = (
+    "a about an and are as at be been but by can could did do does for from had has have how i if in "
+    "into is it its me my no not of on or our should so than that the their them then there these "
+    "they this to was we were what when where which who whom why will with would you your"
 )
+_STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~=:$&])")
 
 
@@ -239,6 +207,13 @@ def _render(service: SearchService) -> None:
     )
     state = _sidebar(service)
     if state is None:
+        st.info(
+            "Name the new collection and choose its instructions in the sidebar, then press **Create "
+            "collection**. Documents are embedded under the document instruction and queries under the "
+            "query instruction; both are recorded with the collection and used for every later upload "
+            "and search.",
+            icon=":material/add_circle:",
+        )
         return
     documents = service.documents(state.collection)
     _flash()
