@@ -18,7 +18,6 @@ if TYPE_CHECKING:
 
     from config import Settings
     from ingest.pipeline import IngestReport, ProgressEvent
-    from ingest.sources import FileResult
     from ingest.store import VectorStore
 
 
@@ -161,17 +160,12 @@ def run_ingest(args: argparse.Namespace, settings: Settings) -> int:
             report = IngestReport(files=[], points=store.count(), collection=store.collection)
     finally:
         client.close()
-    report.files = _in_argument_order(failures, report.files)
+    report.files = [*failures, *report.files]  # paths that could not be used, then the files
     if args.json:
         _print_json(report.to_json())
     else:
         _print_report(report)
     return 1 if report.failed else 0
-
-
-def _in_argument_order(failures: list[FileResult], results: list[FileResult]) -> list[FileResult]:
-    """Discovery failures first (they name the arguments that could not be used), then the files."""
-    return [*failures, *results]
 
 
 # -- documents -----------------------------------------------------------------------------------------
@@ -197,7 +191,9 @@ def run_documents(args: argparse.Namespace, settings: Settings) -> int:
                 print(f"collection {store.collection!r} has no documents")
             else:
                 for doc in documents:
-                    pages = f"{doc.pages} pages" if doc.pages is not None else "text"
+                    pages = (
+                        "text" if doc.pages is None else f"{doc.pages} page" + ("s" if doc.pages != 1 else "")
+                    )
                     print(f"{doc.chunks:>6} chunks  {pages:<10} {doc.ingested_at}  {doc.source}")
                 print(f"{len(documents)} documents, {store.count()} points in {store.collection!r}")
             return 0
