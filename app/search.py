@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 #: Longest accepted query in characters (a query is a question, not a document).
 MAX_QUERY_CHARS = 2000
 #: Largest accepted ``top_k``.
-MAX_TOP_K = 100
+MAX_TOP_K = 1000
 #: Most query rounds spent looking for hits of completely stored files.
 _MAX_ROUNDS = 4
 
