@@ -24,7 +24,13 @@ from ingest.errors import IngestError
 Handler = Callable[[argparse.Namespace, Settings], int]
 
 #: Modules that add subcommands (each has ``register(subparsers)``).
-COMMAND_MODULES = ("app.commands.ingest", "app.commands.search", "app.commands.serve", "app.commands.eval")
+COMMAND_MODULES = (
+    "app.commands.ingest",
+    "app.commands.search",
+    "app.commands.serve",
+    "app.commands.eval",
+    "app.commands.bench",
+)
 
 
 def add_common_options(parser: argparse.ArgumentParser) -> None:

@@ -1,0 +1,190 @@
+"""Query latency (embed + search) at 10k and 50k chunks in the embedded store.
+
+Encoding 50k chunks takes over an hour on 2 cores, so the store is filled with *real* chunk
+vectors (a few hundred real passages embedded by the model, under the document instruction),
+repeated with light Gaussian perturbation and renormalised. The queries are real texts encoded
+for real, and every query goes through :func:`app.search.search`, the function users call.
+"""
+
+from __future__ import annotations
+
+import resource
+import statistics
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from config import Settings
+
+if TYPE_CHECKING:
+    from embedder import Embedder
+
+#: Perturbation of the repeated vectors (before renormalisation).
+NOISE = 0.02
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """Real passages and queries for the speed measurements."""
+
+    name: str
+    passages: list[str]
+    queries: list[str]
+
+
+def load_corpus(shared: Path | None, passages: int, queries: int) -> Corpus:
+    """NFCorpus passages and test queries when ``../shared`` is there, else the bundled sample corpus."""
+    import json
+
+    if shared is not None and (shared / "beir" / "nfcorpus" / "corpus.jsonl").is_file():
+        folder = shared / "beir" / "nfcorpus"
+        texts: list[str] = []
+        with (folder / "corpus.jsonl").open(encoding="utf-8") as handle:
+            for line in handle:
+                row = json.loads(line)
+                texts.append(f"{row.get('title', '')} {row.get('text', '')}".strip())
+                if len(texts) == passages:
+                    break
+        qs: list[str] = []
+        with (folder / "queries.jsonl").open(encoding="utf-8") as handle:
+            for line in handle:
+                qs.append(json.loads(line)["text"])
+                if len(qs) == queries:
+                    break
+        return Corpus("nfcorpus", texts, qs)
+    return _sample_corpus(passages, queries)
+
+
+def _sample_corpus(passages: int, queries: int) -> Corpus:
+    """Chunks of the bundled public-domain sample PDFs; queries are their first sentences."""
+    from app.sample_corpus import sample_paths
+    from ingest.extract import extract_text
+
+    texts: list[str] = []
+    for path in sample_paths():
+        extracted = extract_text(path.read_bytes(), file_name=path.name)
+        for page in extracted.pages:
+            texts += [p.strip() for p in page.text.split("\n\n") if len(p.strip()) > 80]
+    texts = texts[:passages]
+    qs = [text.split(". ")[0][:200] for text in texts[: max(queries, 1)]]
+    return Corpus("sample corpus", texts, qs[:queries])
+
+
+def _percentile(values: Sequence[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q))
+
+
+def fill_store(store: Any, base: np.ndarray, texts: Sequence[str], size: int, *, seed: int = 0) -> None:
+    """Write ``size`` points: the base vectors repeated, lightly perturbed and renormalised."""
+    from qdrant_client import models
+
+    rng = np.random.default_rng(seed)
+    written = 0
+    batch = 1024
+    while written < size:
+        n = min(batch, size - written)
+        rows = np.arange(written, written + n) % len(base)
+        vectors = base[rows] + rng.normal(0.0, NOISE, size=(n, base.shape[1])).astype(np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        points = [
+            models.PointStruct(
+                id=written + i,
+                vector=vectors[i].tolist(),
+                payload={
+                    "page_content": texts[int(rows[i])],
+                    "metadata": {
+                        "source": f"bench:{int(rows[i])}",
+                        "file_name": f"passage-{int(rows[i])}.txt",
+                        "file_sha256": "bench",
+                        "page": None,
+                        "chunk_index": (written + i) // len(base),
+                    },
+                },
+            )
+            for i in range(n)
+        ]
+        store.upsert_chunks(points)
+        written += n
+
+
+def measure_latency(
+    settings: Settings,
+    embedder: Embedder,
+    corpus: Corpus,
+    sizes: Sequence[int],
+    *,
+    repeats: int = 5,
+) -> dict[str, Any]:
+    """p50/p95 of embed+search per store size; each figure is the median over ``repeats`` passes.
+
+    Args:
+        settings: base settings (the store is a temporary embedded folder).
+        embedder: the query embedder.
+        corpus: passages (embedded once) and queries.
+        sizes: store sizes in chunks.
+        repeats: passes over the queries per size.
+
+    Returns:
+        Figures keyed ``query_p50_ms_10k``-style, plus ``peak_rss_mb``.
+    """
+    from app.search import search
+    from ingest.store import DocumentManifest, VectorStore, expected_record, open_client
+
+    record = expected_record(settings, embedder)
+    base = embedder.embed(corpus.passages, record.instructions.get("document"))
+    results: dict[str, Any] = {
+        "corpus": corpus.name,
+        "base_passages": len(corpus.passages),
+        "queries": len(corpus.queries),
+        "repeats": repeats,
+    }
+    for size in sizes:
+        with tempfile.TemporaryDirectory(prefix="instructor-search-bench-") as tmp:
+            run_settings = settings.model_copy(
+                update={
+                    "qdrant": settings.qdrant.model_copy(update={"path": str(Path(tmp) / "q"), "url": None})
+                }
+            )
+            client = open_client(run_settings)
+            try:
+                store = VectorStore(client, "bench", local=True)
+                store.ensure(record)
+                fill_store(store, base, corpus.passages, size)
+                for i in range(len(corpus.passages)):
+                    store.commit_document(
+                        DocumentManifest(
+                            source=f"bench:{i}",
+                            file_name=f"passage-{i}.txt",
+                            file_sha256="bench",
+                            chunks=0,
+                            ingested_at="",
+                        )
+                    )
+                for query in corpus.queries[:5]:  # warm-up
+                    search(query, store=store, embedder=embedder, top_k=10)
+                p50s, p95s, embed_ms = [], [], []
+                for _ in range(repeats):
+                    timings = []
+                    for query in corpus.queries:
+                        started = time.perf_counter()
+                        search(query, store=store, embedder=embedder, top_k=10)
+                        timings.append((time.perf_counter() - started) * 1000)
+                    p50s.append(_percentile(timings, 50))
+                    p95s.append(_percentile(timings, 95))
+                    started = time.perf_counter()
+                    for query in corpus.queries:
+                        embedder.embed([query], record.instructions.get("query"))
+                    embed_ms.append((time.perf_counter() - started) * 1000 / len(corpus.queries))
+            finally:
+                client.close()
+        label = f"{size // 1000}k" if size % 1000 == 0 else str(size)
+        results[f"query_p50_ms_{label}"] = round(statistics.median(p50s), 2)
+        results[f"query_p95_ms_{label}"] = round(statistics.median(p95s), 2)
+        results[f"embed_only_ms_{label}"] = round(statistics.median(embed_ms), 2)
+    results["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    return results
