@@ -7,11 +7,13 @@ In one process, on the same chunks:
 * (b) the model alone: ``SentenceTransformer.encode`` on the chunk texts that (a) stored, under
   the same document instruction and batch size;
 
-and their ratio (target >= 0.85). Rounds alternate (a) and (b); the ratio of the medians is
-reported, and the ratio of the best times (less sensitive to other load on the machine).
+and their ratio (target >= 0.85). Each round runs (a) then (b); the ratio of the median wall
+times is reported, with the ratio of the best times and of the process CPU times (both less
+sensitive to other load on the machine).
 
 Then, in a fresh subprocess per size, the peak RSS (``VmHWM``) of ingesting the corpus and a
-corpus four times larger: streaming keeps it flat.
+corpus four times larger with the model, and, for the pipeline's own memory without the
+model's inference buffers, 1x/4x/16x with the fake backend: streaming keeps it flat.
 
 The corpus is PDFs rendered (fpdf2, DejaVu Sans from matplotlib) from real text: BEIR SciFact
 abstracts when ``../shared`` is present, else the public-domain sample texts of this repository.
@@ -112,7 +114,7 @@ def _settings(store: Path, backend: str) -> Any:
     return load_settings(data_dir=str(store.parent), qdrant={"path": str(store)}, model={"backend": backend})
 
 
-def _ingest(folder: Path, store: Path, settings: Any, embedder: Any) -> tuple[Any, float]:
+def _ingest(folder: Path, store: Path, settings: Any, embedder: Any) -> tuple[list[str], float]:
     from ingest import VectorStore, discover, ingest_files, open_client
 
     sources, failures = discover([folder])
@@ -141,10 +143,9 @@ def _ingest(folder: Path, store: Path, settings: Any, embedder: Any) -> tuple[An
     return [r.payload["page_content"] for r in records], seconds
 
 
-def _raw_encode(embedder: Any, texts: list[str], instruction: str | None, batch_size: int) -> float:
+def _raw_encode(embedder: Any, texts: list[str], instruction: str | None, batch_size: int) -> None:
     from embedder.instructions import prompt_text
 
-    started = time.perf_counter()
     model = getattr(embedder, "model", None)
     if model is not None:
         model.encode(
@@ -156,16 +157,6 @@ def _raw_encode(embedder: Any, texts: list[str], instruction: str | None, batch_
         )
     else:  # the fake backend has no separate model
         embedder.embed(texts, instruction, batch_size=batch_size)
-    return time.perf_counter() - started
-
-
-def _token_stats(embedder: Any, texts: list[str], instruction: str | None) -> dict[str, float]:
-    tokens = [embedder.count_tokens(text) for text in texts]
-    return {
-        "mean_chunk_tokens": round(statistics.mean(tokens), 1),
-        "max_chunk_tokens": max(tokens),
-        "instruction_tokens": embedder.instruction_tokens(instruction),
-    }
 
 
 # -- the two modes ---------------------------------------------------------------------------------
@@ -204,12 +195,84 @@ def _run_child(folder: Path, backend: str) -> dict[str, Any]:
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
+def _padding(lengths: list[int], batch_size: int) -> float:
+    """Share of padding tokens when batches are padded to their longest text."""
+    padded = sum(
+        max(lengths[start : start + batch_size]) * len(lengths[start : start + batch_size])
+        for start in range(0, len(lengths), batch_size)
+    )
+    return padded / sum(lengths) - 1
+
+
+def _timed(fn: Any, *args: Any) -> tuple[Any, float, float]:
+    """Run ``fn``; returns its result, wall seconds and process CPU seconds (all threads)."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = fn(*args)
+    return result, time.perf_counter() - wall, time.process_time() - cpu
+
+
+def measure_throughput(tmp: Path, corpus: Path, backend: str, rounds: int) -> dict[str, Any]:
+    """(a) pipeline and (b) raw encode on the same chunks, in this process, alternating."""
+    from embedder import make_embedder
+    from ingest.store import expected_record
+
+    settings = _settings(tmp / "q-throughput", backend)
+    embedder = make_embedder(settings.model)
+    instruction = expected_record(settings, embedder).instruction_set.document
+    batch_size = settings.model.batch_size
+    embedder.embed(["warm up the model and its thread pool"] * batch_size, instruction)
+    # Warm up the pipeline too (first imports of pypdf, the splitter, qdrant's local mode).
+    warm_up = tmp / "corpus-warm-up"
+    build_corpus(warm_up, 1, _passages())
+    _ingest(warm_up, tmp / "q-warm-up", settings, embedder)
+
+    pipeline_wall: list[float] = []
+    pipeline_cpu: list[float] = []
+    raw_wall: list[float] = []
+    raw_cpu: list[float] = []
+    texts: list[str] = []
+    for round_ in range(rounds):
+        (texts, _), wall, cpu = _timed(_ingest, corpus, tmp / f"q{round_}", settings, embedder)
+        pipeline_wall.append(wall)
+        pipeline_cpu.append(cpu)
+        _, wall, cpu = _timed(_raw_encode, embedder, texts, instruction, batch_size)
+        raw_wall.append(wall)
+        raw_cpu.append(cpu)
+        print(
+            f"round {round_ + 1}: pipeline {pipeline_wall[-1]:.1f} s ({pipeline_cpu[-1]:.1f} s CPU), "
+            f"raw encode {raw_wall[-1]:.1f} s ({raw_cpu[-1]:.1f} s CPU) for {len(texts)} chunks",
+            flush=True,
+        )
+    chunks = len(texts)
+    median = statistics.median
+    # Tokens each text occupies in a forward pass (instruction and special tokens included), in
+    # the pipeline's order (files in order, chunks in order) and sorted as encode() sorts them.
+    extra = embedder.instruction_tokens(instruction) + 2
+    lengths = [embedder.count_tokens(text) + extra for text in texts]
+    return {
+        "model": embedder.model_id,
+        "chunks": chunks,
+        "mean_chunk_tokens": round(statistics.mean(lengths) - extra, 1),
+        "padding_pipeline": round(_padding(lengths, batch_size), 3),
+        "padding_raw_encode": round(_padding(sorted(lengths), batch_size), 3),
+        "instruction_tokens": embedder.instruction_tokens(instruction),
+        "batch_size": batch_size,
+        "pipeline_chunks_per_s": round(chunks / median(pipeline_wall), 2),
+        "raw_encode_chunks_per_s": round(chunks / median(raw_wall), 2),
+        "ratio": round(median(raw_wall) / median(pipeline_wall), 3),
+        "ratio_best_of_rounds": round(min(raw_wall) / min(pipeline_wall), 3),
+        "ratio_cpu_time": round(median(raw_cpu) / median(pipeline_cpu), 3),
+        "target_ratio": 0.85,
+        "rounds": rounds,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--pdfs", type=int, default=10, help="PDFs in the base corpus (3 pages each)")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating raw/pipeline rounds")
+    parser.add_argument("--rounds", type=int, default=3, help="pipeline/raw-encode rounds")
     parser.add_argument(
         "--backend", default="sentence-transformers", choices=["sentence-transformers", "fake"]
     )
@@ -224,84 +287,47 @@ def main() -> None:
     import logging
 
     logging.basicConfig(level=logging.WARNING)
-    from embedder import make_embedder
-    from ingest.store import expected_record
-
-    load_before = round(os.getloadavg()[0], 2)
+    corpus_name = "SciFact abstracts" if SCIFACT.is_file() else "sample texts"
+    entries: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="ingest-bench-") as tmp_name:
         tmp = Path(tmp_name)
-        passages = _passages()
-        corpus = tmp / "corpus-1x"
-        build_corpus(corpus, args.pdfs, passages)
-        settings = _settings(tmp / "q0", args.backend)
-        embedder = make_embedder(settings.model)
-        instruction = expected_record(settings, embedder).instruction_set.document
-        batch_size = settings.model.batch_size
-        embedder.embed(["warm up the model and its thread pool"] * batch_size, instruction)
-        # Warm up the pipeline too (first imports of pypdf, the splitter, qdrant's local mode).
-        warm_up = tmp / "corpus-warm-up"
-        build_corpus(warm_up, 1, _passages())
-        _ingest(warm_up, tmp / "q-warm-up", settings, embedder)
-
-        pipeline_s: list[float] = []
-        raw_s: list[float] = []
-        texts: list[str] = []
-        for round_ in range(args.rounds):
-            if texts:
-                raw_s.append(_raw_encode(embedder, texts, instruction, batch_size))
-            texts, seconds = _ingest(corpus, tmp / f"q{round_}", settings, embedder)
-            pipeline_s.append(seconds)
-            if round_ == 0:
-                raw_s.append(_raw_encode(embedder, texts, instruction, batch_size))
-            print(
-                f"round {round_ + 1}: pipeline {seconds:.1f} s, raw {raw_s[-1]:.1f} s for {len(texts)} chunks"
-            )
-        chunks = len(texts)
-        pipeline_rate = chunks / statistics.median(pipeline_s)
-        raw_rate = chunks / statistics.median(raw_s)
-        best_ratio = min(raw_s) / min(pipeline_s)
-        data: dict[str, Any] = {
-            "model": embedder.model_id,
-            "backend": args.backend,
-            "corpus": "SciFact abstracts as PDFs" if SCIFACT.is_file() else "sample texts as PDFs",
-            "pdfs": args.pdfs,
-            "pages": args.pdfs * PAGES_PER_PDF,
-            "chunks": chunks,
-            "batch_size": batch_size,
-            **_token_stats(embedder, texts, instruction),
-            "pipeline_chunks_per_s": round(pipeline_rate, 2),
-            "raw_encode_chunks_per_s": round(raw_rate, 2),
-            "ratio": round(pipeline_rate / raw_rate, 3),
-            "ratio_best_of_rounds": round(best_ratio, 3),
-            "target_ratio": 0.85,
-            "rounds": args.rounds,
-            "load_avg_1m_before": load_before,
-            "load_avg_1m_after": round(os.getloadavg()[0], 2),
+        passages = _passages()  # consumed in order: every corpus gets different passages
+        sizes = {"1x": args.pdfs, "4x": args.pdfs * 4, "16x": args.pdfs * 16}
+        corpora = {name: tmp / f"corpus-{name}" for name in sizes}
+        build_corpus(corpora["1x"], sizes["1x"], passages)
+        load_before = round(os.getloadavg()[0], 2)
+        throughput = measure_throughput(tmp, corpora["1x"], args.backend, args.rounds)
+        throughput |= {"load_avg_1m_before": load_before, "load_avg_1m_after": round(os.getloadavg()[0], 2)}
+        entries[f"throughput-{args.backend}"] = {
+            "corpus": f"{corpus_name}, {sizes['1x']} PDFs, {sizes['1x'] * PAGES_PER_PDF} pages",
+            **throughput,
         }
         if not args.no_rss:
-            big = tmp / "corpus-4x"
-            build_corpus(big, args.pdfs * 4, _passages())
-            small = _run_child(corpus, args.backend)
-            large = _run_child(big, args.backend)
-            data.update(
-                {
-                    "rss_1x_chunks": small["chunks"],
-                    "rss_1x_peak_mb": small["peak_rss_mb"],
-                    "rss_4x_chunks": large["chunks"],
-                    "rss_4x_peak_mb": large["peak_rss_mb"],
-                    "rss_after_model_load_mb": small["rss_after_model_load_mb"],
-                    "rss_growth_4x_mb": round(large["peak_rss_mb"] - small["peak_rss_mb"], 1),
+            build_corpus(corpora["4x"], sizes["4x"], passages)
+            runs = [(args.backend, "1x"), (args.backend, "4x")]
+            if args.backend != "fake":
+                # The pipeline's own memory, without the model's inference buffers, up to 16x.
+                build_corpus(corpora["16x"], sizes["16x"], passages)
+                runs += [("fake", "1x"), ("fake", "4x"), ("fake", "16x")]
+            for backend, size in runs:
+                child = _run_child(corpora[size], backend)
+                print(f"peak RSS {backend} {size}: {child}", flush=True)
+                entries[f"memory-{backend}-{size}"] = {
+                    "corpus": f"{corpus_name}, {sizes[size]} PDFs, {sizes[size] * PAGES_PER_PDF} pages",
+                    "backend": backend,
+                    "chunks": child["chunks"],
+                    "peak_rss_mb": child["peak_rss_mb"],
+                    "rss_after_model_load_mb": child["rss_after_model_load_mb"],
+                    "pipeline_chunks_per_s": round(child["chunks"] / child["seconds"], 2),
                 }
-            )
-    print(json.dumps(data, indent=2))
+    print(json.dumps(entries, indent=2))
     if not args.no_save:
         from app.evaluation.record import save_result
 
-        command = "python bench/ingest_bench.py " + " ".join(sys.argv[1:])
-        path = save_result(
-            "ingest", f"ingest-{args.backend}", data, command=command.strip(), docs=ROOT / "docs"
-        )
-        print(f"saved {path.relative_to(ROOT)} and rendered docs/benchmarks.md")
+        command = ("python bench/ingest_bench.py " + " ".join(sys.argv[1:])).strip()
+        for key, data in entries.items():
+            save_result("ingest", key, data, command=command, docs=ROOT / "docs")
+        print("saved docs/results/ingest/*.json and rendered docs/benchmarks.md")
 
 
 if __name__ == "__main__":

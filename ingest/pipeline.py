@@ -410,7 +410,7 @@ class _Run:
         source = self.files[index]
         status: FileStatus = "unchanged"
         if previous is not None:  # this source held other content before: drop it
-            self.writer.call(self.store.delete_document, source.source)
+            self.writer.call(lambda: self.store.delete_document(source.source, mark=False))
             status = "replaced"
         note = f"identical content is already stored as {duplicate_of!r}; it is not stored twice"
         logger.info("%s: %s", source.display_path, note)

@@ -534,14 +534,22 @@ class VectorStore:
             "see the stored sources with: instructor-search documents list"
         )
 
-    def delete_document(self, source: str) -> int:
-        """Delete a source's chunks and manifest; returns the number of chunks deleted."""
+    def delete_document(self, source: str, *, mark: bool = True) -> int:
+        """Delete a source's chunks and manifest; returns the number of chunks deleted.
+
+        Args:
+            source: the stored source.
+            mark: guard the deletion with the write mark (see :meth:`begin_write`); an ingest
+                run, which holds the mark already, passes ``False``.
+        """
         from qdrant_client import models
 
         if not self.exists():
             return 0
         removed = self.count_source(source)
-        self.begin_write()
+        if mark:
+            self.repair()  # leftovers of an interrupted run first: that also clears its mark
+            self.begin_write()
         # Manifest first: if we stop half-way, repair() removes the orphaned chunks.
         self.client.delete(
             self.manifest_collection,
@@ -553,7 +561,8 @@ class VectorStore:
             points_selector=models.FilterSelector(filter=self._source_filter(source)),
             wait=True,
         )
-        self.end_write()
+        if mark:
+            self.end_write()
         return removed
 
     # -- interrupted writes ---------------------------------------------------------------------

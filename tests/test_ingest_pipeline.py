@@ -414,3 +414,18 @@ def test_progress_is_reported_on_the_calling_thread(
     threads: set[str] = set()
     _ingest(paths, settings, store, on_progress=lambda event: threads.add(threading.current_thread().name))
     assert threads == {threading.current_thread().name}
+
+
+def test_delete_after_an_interrupted_run_repairs_first(
+    tmp_path: Path, settings: Settings, store: VectorStore
+) -> None:
+    paths = [write_pdf(tmp_path / f"{i}.pdf", [f"File {i}.\n\n" + long_text("bread", 3)]) for i in range(6)]
+    with pytest.raises(InputError):
+        _ingest(paths, settings, store, FailingEmbedder())
+    committed = store.documents()
+    orphans = store.count() - sum(m.chunks for m in committed)
+    assert orphans > 0 and store.write_interrupted()
+    removed = store.delete_document(committed[0].source)
+    assert removed == committed[0].chunks
+    assert not store.write_interrupted()
+    assert store.count() == sum(m.chunks for m in committed[1:])
