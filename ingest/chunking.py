@@ -13,6 +13,7 @@ Chunks never cross pages: each keeps its 1-based page number and its character s
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -101,6 +102,8 @@ class Chunker:
                 self.size,
                 embedder.model_id,
             )
+        # The splitter measures every piece more than once (when splitting and when merging).
+        self._count_tokens = functools.lru_cache(maxsize=8192)(embedder.count_tokens)
         self._splitter = self._make_splitter(self.size, self.overlap)
 
     def _make_splitter(self, size: int, overlap: int) -> RecursiveCharacterTextSplitter:
@@ -112,7 +115,7 @@ class Chunker:
             keep_separator="end",
             chunk_size=size,
             chunk_overlap=overlap,
-            length_function=self.embedder.count_tokens,
+            length_function=self._count_tokens,
             strip_whitespace=True,
         )
 
@@ -159,7 +162,7 @@ class Chunker:
     ) -> list[tuple[str, int]]:
         out: list[tuple[str, int]] = []
         for piece, start in _locate(text, splitter.split_text(text)):
-            if depth < 4 and self.embedder.count_tokens(piece) > self.budget:
+            if depth < 4 and self._count_tokens(piece) > self.budget:
                 smaller = max(MIN_CHUNK_TOKENS, int(size * 0.75))
                 out.extend(
                     self._fit(
