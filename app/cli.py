@@ -44,6 +44,11 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--qdrant-api-key", metavar="KEY", help="API key for --qdrant-url")
     group.add_argument("--model", metavar="NAME", help="model: 'default', a folder, or a hub name")
     group.add_argument("--backend", choices=["sentence-transformers", "fake"], help="embedder backend")
+    group.add_argument(
+        "--runtime",
+        choices=["torch", "onnx", "onnx-int8"],
+        help="inference runtime for everything this command embeds (model.runtime and model.query_runtime)",
+    )
     group.add_argument("--data-dir", metavar="DIR", help="data folder (embedded store, uploads)")
     group.add_argument("-v", "--verbose", action="store_true", help="log more")
 
@@ -64,6 +69,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         model["name"] = args.model
     if args.backend:
         model["backend"] = args.backend
+    if getattr(args, "runtime", None):
+        model.update(runtime=args.runtime, query_runtime=args.runtime)
     instructions: dict[str, Any] = {}
     if getattr(args, "domain", None) is not None:
         instructions["domain"] = args.domain

@@ -199,7 +199,7 @@ class SearchService:
 
         client = guard_client(open_client(settings), settings)
         try:
-            model = embedder if embedder is not None else make_embedder(settings.model)
+            model = embedder if embedder is not None else make_embedder(settings)
         except BaseException:
             client.close()
             raise

@@ -33,7 +33,7 @@ from ingest.errors import IngestError
 if TYPE_CHECKING:
     from qdrant_client import QdrantClient
 
-    from config import ModelSettings, Settings
+    from config import Settings
     from embedder import Embedder
     from ingest.pipeline import IngestReport, ProgressEvent
     from ingest.sources import FileResult
@@ -64,10 +64,10 @@ _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~=:$&])")
 
 
 @st.cache_resource(show_spinner="Loading the embedding model…")
-def _cached_embedder(key: str, _model: ModelSettings) -> Embedder:
+def _cached_embedder(key: str, _settings: Settings) -> Embedder:
     from embedder import make_embedder
 
-    return serialize_embedder(make_embedder(_model))
+    return serialize_embedder(make_embedder(_settings))
 
 
 @st.cache_resource(show_spinner=False)
@@ -88,7 +88,9 @@ def _store_key(settings: Settings) -> str:
 
 def cached_embedder(settings: Settings) -> Embedder:
     """The process-wide embedder for the settings' model section."""
-    return _cached_embedder(settings.model.model_dump_json(), settings.model)
+    return _cached_embedder(
+        settings.model.model_dump_json() + str(settings.data_dir) + settings.cache.model_dump_json(), settings
+    )
 
 
 def cached_client(settings: Settings) -> QdrantClient:

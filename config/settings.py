@@ -40,6 +40,7 @@ CONFIG_FILE_ENV = f"{ENV_PREFIX}CONFIG_FILE"
 MEMORY_LOCATION = ":memory:"
 
 EmbedderBackend = Literal["sentence-transformers", "fake"]
+Runtime = Literal["torch", "onnx", "onnx-int8"]
 
 # The config file of the load_settings call in progress (read by settings_customise_sources).
 _CONFIG_FILE: ContextVar[Path | None] = ContextVar("_CONFIG_FILE", default=None)
@@ -61,6 +62,13 @@ class ModelSettings(_Section):
         batch_size: texts per forward pass.
         max_seq_length: override of the model's token limit; ``None`` keeps the model's own.
         normalize: L2-normalise embeddings (cosine distance is used either way).
+        runtime: inference runtime of the transformer for ingest and evaluation: ``torch``,
+            ``onnx`` (ONNX Runtime, fp32, exported once into ``<data_dir>/models``) or
+            ``onnx-int8`` (dynamically quantised); see docs/notes/speed.md for the measurements.
+        query_runtime: runtime for embedding search queries (one short text at a time);
+            ``None`` uses ``runtime``.
+        sort_window: ingest sorts this many batches of queued chunks (across files) by length
+            before cutting them into batches, so that each batch pads little; 1 keeps arrival order.
     """
 
     name: str = "default"
@@ -69,6 +77,28 @@ class ModelSettings(_Section):
     batch_size: int = Field(default=32, ge=1, le=4096)
     max_seq_length: int | None = Field(default=None, ge=8)
     normalize: bool = True
+    runtime: Runtime = "torch"
+    query_runtime: Runtime | None = "onnx"
+    sort_window: int = Field(default=8, ge=1, le=1024)
+
+
+class CacheSettings(_Section):
+    """The persistent embedding cache (``<data_dir>/cache/embeddings.sqlite``).
+
+    Vectors are keyed by (model, runtime, instruction, sha256 of the text): a hit returns the
+    stored vector bit for bit, and nothing is ever encoded twice while it is in the cache.
+
+    Attributes:
+        ingest: cache document embeddings of ingest and evaluation runs.
+        query: cache query embeddings too (off: queries are short and rarely repeated).
+        max_entries: entries kept; the least recently used are evicted beyond this.
+        path: the SQLite file; ``None`` uses ``<data_dir>/cache/embeddings.sqlite``.
+    """
+
+    ingest: bool = True
+    query: bool = False
+    max_entries: int = Field(default=100_000, ge=1)
+    path: Path | None = None
 
 
 class InstructionSettings(_Section):
@@ -170,6 +200,7 @@ class Settings(BaseSettings):
         qdrant: see :class:`QdrantSettings`.
         chunk: see :class:`ChunkSettings`.
         app: see :class:`AppSettings`.
+        cache: see :class:`CacheSettings`.
     """
 
     model_config = SettingsConfigDict(
@@ -185,6 +216,7 @@ class Settings(BaseSettings):
     qdrant: QdrantSettings = QdrantSettings()
     chunk: ChunkSettings = ChunkSettings()
     app: AppSettings = AppSettings()
+    cache: CacheSettings = CacheSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -17,7 +17,7 @@ import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -27,9 +27,12 @@ from embedder.instructions import prompt_text
 from embedder.loading import embedding_dimension
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from sentence_transformers import SentenceTransformer
 
-    from config import ModelSettings
+    from config import ModelSettings, Settings
+    from embedder.runtime import Runtime
 
 logger = logging.getLogger(__name__)
 
@@ -43,10 +46,24 @@ class EncodeStats:
     Attributes:
         texts: texts embedded so far.
         truncated: texts that were longer than the model's limit and got truncated.
+        cache_hits: texts answered by the embedding cache (not encoded; not in ``texts``).
+        tokens: tokens the model ran over, instruction and special tokens included.
+        padded_tokens: tokens including the padding of each forward batch; the padding
+            overhead is ``1 - tokens / padded_tokens``.
+        instruction_tokens: the instruction's share of ``tokens``.
     """
 
     texts: int = 0
     truncated: int = 0
+    cache_hits: int = 0
+    tokens: int = 0
+    padded_tokens: int = 0
+    instruction_tokens: int = 0
+
+    @property
+    def padding_overhead(self) -> float:
+        """Share of the computed token positions that were padding (0.0 when nothing ran)."""
+        return 1.0 - self.tokens / self.padded_tokens if self.padded_tokens else 0.0
 
 
 @runtime_checkable
@@ -103,13 +120,21 @@ class SentenceTransformerEmbedder:
         model_id: the name recorded in collection metadata.
         batch_size: default batch size.
         normalize: L2-normalise outputs.
+        runtime: the inference runtime the model's transformer runs on (see :mod:`embedder.runtime`).
     """
 
     def __init__(
-        self, model: SentenceTransformer, model_id: str, *, batch_size: int = 32, normalize: bool = True
+        self,
+        model: SentenceTransformer,
+        model_id: str,
+        *,
+        batch_size: int = 32,
+        normalize: bool = True,
+        runtime: str = "torch",
     ):
         self.model = model
         self.model_id = model_id
+        self.runtime = runtime
         self.batch_size = batch_size
         self.normalize = normalize
         self.stats = EncodeStats()
@@ -144,6 +169,21 @@ class SentenceTransformerEmbedder:
     def token_budget(self, instruction: str | None) -> int:
         """Text tokens that fit the model together with the instruction and special tokens."""
         return self.max_seq_length - self._special_overhead() - self.instruction_tokens(instruction)
+
+    def _count_padding(self, items: list[str], instruction: str | None, batch_size: int) -> None:
+        """Add the real and the padded token counts of this call's forward batches to :attr:`stats`.
+
+        sentence-transformers sorts a call's texts by length (longest first) and pads each batch
+        to its longest member; this replays that on token counts.
+        """
+        overhead = self._special_overhead() + self.instruction_tokens(instruction)
+        lengths = [min(self.max_seq_length, overhead + self.count_tokens(text)) for text in items]
+        order = sorted(range(len(items)), key=lambda i: -len(items[i]))
+        for start in range(0, len(order), batch_size):
+            batch = [lengths[i] for i in order[start : start + batch_size]]
+            self.stats.tokens += sum(batch)
+            self.stats.padded_tokens += max(batch) * len(batch)
+        self.stats.instruction_tokens += self.instruction_tokens(instruction) * len(items)
 
     def embed(
         self,
@@ -181,6 +221,7 @@ class SentenceTransformerEmbedder:
         )
         self.stats.texts += len(items)
         self.stats.truncated += truncated
+        self._count_padding(items, instruction, batch_size or self.batch_size)
         return np.asarray(vectors, dtype=np.float32)
 
 
@@ -201,6 +242,7 @@ class FakeEmbedder:
     """
 
     model_id = "fake-hashing-embedder"
+    runtime = "fake"
 
     def __init__(self, dimension: int = 64, max_seq_length: int = 128, normalize: bool = True):
         self.dimension = dimension
@@ -263,6 +305,11 @@ class FakeEmbedder:
             out /= np.where(norms == 0, 1.0, norms)
         self.stats.texts += len(items)
         self.stats.truncated += truncated
+        instruction_tokens = self.instruction_tokens(instruction)
+        used = sum(min(budget, self.count_tokens(text)) + instruction_tokens for text in items)
+        self.stats.tokens += used
+        self.stats.padded_tokens += used  # no batches, no padding
+        self.stats.instruction_tokens += instruction_tokens * len(items)
         if truncated:
             logger.warning(
                 "%d of %d texts exceed %d tokens and were truncated", truncated, len(items), budget
@@ -270,27 +317,80 @@ class FakeEmbedder:
         return out
 
 
-def make_embedder(settings: ModelSettings) -> Embedder:
+def make_embedder(
+    settings: ModelSettings | Settings,
+    *,
+    purpose: Literal["ingest", "query"] = "ingest",
+    runtime: Runtime | None = None,
+    cache: bool | None = None,
+) -> Embedder:
     """The one factory: build the embedder that the settings select.
 
+    Given the whole :class:`~config.Settings`, ONNX exports are cached under
+    ``<data_dir>/models`` and the embedding cache (``<data_dir>/cache/embeddings.sqlite``) is
+    applied as ``settings.cache`` says for the purpose. Given only the ``model`` section, exports
+    go to ``~/.cache/instructor-search/models`` and nothing is cached.
+
     Args:
-        settings: the ``model`` section of the settings.
+        settings: the settings, or only their ``model`` section.
+        purpose: ``ingest`` (documents, evaluation; ``model.runtime``) or ``query`` (search
+            queries; ``model.query_runtime``, falling back to ``model.runtime``).
+        runtime: overrides the runtime the settings select.
+        cache: overrides whether the embedding cache is used (needs the whole settings).
 
     Returns:
         A ready embedder.
 
     Raises:
         ModelNotFoundError: the model could not be loaded.
+        RuntimeUnavailableError: the runtime cannot run here (ONNX Runtime missing, export failed).
+        CacheError: the embedding cache file cannot be opened.
     """
+    from config import Settings
+
+    full = settings if isinstance(settings, Settings) else None
+    model_settings = settings.model if isinstance(settings, Settings) else settings
+    chosen: Runtime = runtime or (
+        (model_settings.query_runtime or model_settings.runtime)
+        if purpose == "query"
+        else model_settings.runtime
+    )
+    inner = _make_uncached(model_settings, chosen, full.data_dir / "models" if full is not None else None)
+    use_cache = cache
+    if use_cache is None:
+        use_cache = full is not None and (full.cache.ingest if purpose == "ingest" else full.cache.query)
+    if not use_cache:
+        return inner
+    if full is None:
+        raise InputError(
+            "the embedding cache needs the whole settings (for data_dir); pass settings, not settings.model"
+        )
+    from embedder.cache import CachedEmbedder, EmbeddingCache
+
+    path = full.cache.path or full.data_dir / "cache" / "embeddings.sqlite"
+    store = EmbeddingCache(path, max_entries=full.cache.max_entries)
+    return CachedEmbedder(inner, store, runtime=getattr(inner, "runtime", chosen))
+
+
+def _make_uncached(settings: ModelSettings, runtime: Runtime, export_root: Path | None) -> Embedder:
     if settings.backend == "fake":
         return FakeEmbedder(max_seq_length=settings.max_seq_length or 128, normalize=settings.normalize)
     if settings.backend == "sentence-transformers":
         from embedder.loading import load_sentence_transformer
+        from embedder.runtime import apply_runtime
 
+        device = settings.device
+        if runtime != "torch" and device is None:
+            device = "cpu"
         model, resolved = load_sentence_transformer(
-            settings.name, device=settings.device, max_seq_length=settings.max_seq_length
+            settings.name, device=device, max_seq_length=settings.max_seq_length
         )
+        apply_runtime(model, resolved, runtime, export_root)
         return SentenceTransformerEmbedder(
-            model, resolved.model_id, batch_size=settings.batch_size, normalize=settings.normalize
+            model,
+            resolved.model_id,
+            batch_size=settings.batch_size,
+            normalize=settings.normalize,
+            runtime=runtime,
         )
     raise InputError(f"unknown embedder backend {settings.backend!r}; use 'sentence-transformers' or 'fake'")

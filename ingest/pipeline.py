@@ -96,6 +96,7 @@ class IngestReport:
         seconds: wall time of the run.
         truncated: chunks the model had to truncate (0 unless chunking could not fit them).
         repaired: leftover chunks of an interrupted earlier run that were removed.
+        cache_hits: chunks whose vectors came from the embedding cache (not encoded again).
     """
 
     files: list[FileResult]
@@ -105,6 +106,7 @@ class IngestReport:
     seconds: float = 0.0
     truncated: int = 0
     repaired: int = 0
+    cache_hits: int = 0
 
     @property
     def failed(self) -> bool:
@@ -128,6 +130,7 @@ class IngestReport:
             "seconds": round(self.seconds, 3),
             "truncated": self.truncated,
             "repaired": self.repaired,
+            "cache_hits": self.cache_hits,
             "counts": self.counts(),
         }
 
@@ -418,11 +421,19 @@ class _Run:
         self.emit(index, "skipped")
 
     def drain(self, *, final: bool = False) -> None:
-        """Embed full batches (and the last partial one when ``final``) and queue their writes."""
+        """Embed the queued chunks in length-sorted batches and queue their writes.
+
+        A window of ``model.sort_window`` batches is taken from the queue once it is full (or
+        whatever is left when ``final``), sorted by text length and cut into batches, so that
+        chunks of similar length are padded together; the window bounds the chunks held.
+        """
         batch_size = self.settings.model.batch_size
-        while len(self.queue) >= batch_size or (final and self.queue):
-            batch = [self.queue.popleft() for _ in range(min(batch_size, len(self.queue)))]
-            self.embed_batch(batch)
+        window = batch_size * self.settings.model.sort_window
+        while len(self.queue) >= window or (final and self.queue):
+            taken = [self.queue.popleft() for _ in range(min(window, len(self.queue)))]
+            taken.sort(key=lambda item: len(item.chunk.text))
+            for start in range(0, len(taken), batch_size):
+                self.embed_batch(taken[start : start + batch_size])
         if final:
             for open_file in self.writer.finish():
                 self.stored(open_file)
@@ -568,6 +579,7 @@ def ingest_files(
     manifests = {manifest.source: manifest for manifest in store.documents()}
     store.begin_write()  # left in place if the run dies, so that the next run repairs
     truncated_before = embedder.stats.truncated
+    cache_hits_before = embedder.stats.cache_hits
     run = _Run(
         files=files,
         settings=settings,
@@ -603,4 +615,5 @@ def ingest_files(
         seconds=time.perf_counter() - started,
         truncated=embedder.stats.truncated - truncated_before,
         repaired=repaired,
+        cache_hits=embedder.stats.cache_hits - cache_hits_before,
     )

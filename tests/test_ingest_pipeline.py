@@ -53,7 +53,9 @@ class RecordingEmbedder(FakeEmbedder):
 def settings(tmp_path: Path) -> Settings:
     return load_settings(
         data_dir=str(tmp_path / "data"),
-        model={"backend": "fake", "batch_size": 8},
+        # sort_window=1: batches in arrival order, which these tests reason about
+        # (length-sorted windows are tested in tests/test_speed.py).
+        model={"backend": "fake", "batch_size": 8, "sort_window": 1},
         chunk={"size": 60, "overlap": 10},
     )
 

@@ -90,7 +90,7 @@ def run_beir_command(
 
     dataset = load_beir(folder, split)
     choice = InstructionChoice.parse(instructions, domain=settings.instructions.domain)
-    embedder = make_embedder(settings.model)
+    embedder = make_embedder(settings)  # cached: a rerun on the same corpus encodes nothing
 
     def progress(stage: str, done: int, total: int) -> None:
         print(f"  {stage}: {done}/{total}", file=sys.stderr, flush=True)

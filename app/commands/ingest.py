@@ -143,7 +143,7 @@ def run_ingest(args: argparse.Namespace, settings: Settings) -> int:
         if sources:
             from embedder import make_embedder
 
-            embedder = make_embedder(settings.model)
+            embedder = make_embedder(settings)
             bars = _ProgressBars(len(sources), enabled=not args.no_progress)
             try:
                 report = ingest_files(

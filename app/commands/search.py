@@ -82,7 +82,7 @@ def run_search(args: argparse.Namespace, settings: Settings) -> int:
     try:
         store = VectorStore(client, settings.qdrant.collection, local=settings.qdrant_mode != "server")
         store.require_record()  # a missing collection is reported before the model loads
-        embedder = make_embedder(settings.model)
+        embedder = make_embedder(settings, purpose="query")
         result = search(
             args.query,
             store=store,

@@ -86,7 +86,7 @@ def ensure_sample_corpus(
             from embedder import make_embedder
 
             echo(f"loading the model {settings.model.name!r} ...")
-            embedder = make_embedder(settings.model)
+            embedder = make_embedder(settings)
         echo(
             f"collection {store.collection!r} is empty: indexing the sample corpus "
             f"({len(files)} PDFs) with {embedder.model_id} ..."
