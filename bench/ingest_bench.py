@@ -195,12 +195,21 @@ def _run_child(folder: Path, backend: str) -> dict[str, Any]:
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
-def _padding(lengths: list[int], batch_size: int) -> float:
-    """Share of padding tokens when batches are padded to their longest text."""
-    padded = sum(
-        max(lengths[start : start + batch_size]) * len(lengths[start : start + batch_size])
-        for start in range(0, len(lengths), batch_size)
-    )
+def _padding(lengths: list[int], batch_size: int, window: int | None = None) -> float:
+    """Padding tokens per real token when batches are padded to their longest text.
+
+    ``window``: texts are taken ``window`` at a time and sorted by length before batching (as
+    the pipeline does with ``model.sort_window`` batches); ``None`` sorts all of them (as
+    ``encode`` does within one call).
+    """
+    window = window or len(lengths)
+    padded = 0
+    for first in range(0, len(lengths), window):
+        part = sorted(lengths[first : first + window])
+        padded += sum(
+            max(part[start : start + batch_size]) * len(part[start : start + batch_size])
+            for start in range(0, len(part), batch_size)
+        )
     return padded / sum(lengths) - 1
 
 
@@ -246,15 +255,17 @@ def measure_throughput(tmp: Path, corpus: Path, backend: str, rounds: int) -> di
     chunks = len(texts)
     median = statistics.median
     # Tokens each text occupies in a forward pass (instruction and special tokens included), in
-    # the pipeline's order (files in order, chunks in order) and sorted as encode() sorts them.
+    # the order the pipeline queues them (files in order, chunks in order).
+    sort_window = int(getattr(settings.model, "sort_window", 1))
     extra = embedder.instruction_tokens(instruction) + 2
     lengths = [embedder.count_tokens(text) + extra for text in texts]
     return {
         "model": embedder.model_id,
         "chunks": chunks,
         "mean_chunk_tokens": round(statistics.mean(lengths) - extra, 1),
-        "padding_pipeline": round(_padding(lengths, batch_size), 3),
-        "padding_raw_encode": round(_padding(sorted(lengths), batch_size), 3),
+        "sort_window": sort_window,
+        "padding_pipeline": round(_padding(lengths, batch_size, batch_size * sort_window), 3),
+        "padding_raw_encode": round(_padding(lengths, batch_size), 3),
         "instruction_tokens": embedder.instruction_tokens(instruction),
         "batch_size": batch_size,
         "pipeline_chunks_per_s": round(chunks / median(pipeline_wall), 2),
