@@ -13,3 +13,7 @@ class QueryError(AppError, ValueError):
 
 class EvaluationError(AppError):
     """A benchmark folder or file is missing or malformed."""
+
+
+class ModeUnavailableError(QueryError):
+    """A retrieval mode needs a representation the collection was not built with."""

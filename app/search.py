@@ -5,6 +5,12 @@ under whatever the current settings would build), so a collection is always sear
 was indexed. Only chunks of completely stored files count: a hit whose file has no matching
 manifest (an ingest still running, or one that was interrupted) is left out, so a search that
 runs while a file is being ingested or replaced never sees half a file or two versions of it.
+
+A search runs in one retrieval *mode* (see :data:`MODES`): one representation of the chunks
+(``dense``, ``sparse`` BM25, sentence ``sentences`` MaxSim, ``keywords``- or
+``questions``-augmented vectors), or several fused by Qdrant's query API (reciprocal rank
+fusion or distribution-based score fusion over one prefetch per representation). A mode the
+collection was not built for is refused with the modes it does offer.
 """
 
 from __future__ import annotations
@@ -14,7 +20,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from app.errors import QueryError
+from app.errors import ModeUnavailableError, QueryError
+from ingest.representations import (
+    KEYWORD_VECTOR,
+    QUESTION_VECTOR,
+    SENTENCE_VECTOR,
+    SPARSE_VECTOR,
+    SparseEncoder,
+    SparseRecord,
+)
 from ingest.store import CollectionRecord, manifest_point_id
 
 if TYPE_CHECKING:
@@ -30,6 +44,84 @@ MAX_TOP_K = 1000
 #: Most query rounds spent looking for hits of completely stored files.
 _MAX_ROUNDS = 4
 
+#: The representations each retrieval mode ranks by (several: fused). ``all``: every one the
+#: collection has.
+MODES: dict[str, tuple[str, ...]] = {
+    "dense": ("dense",),
+    "sparse": ("sparse",),
+    "hybrid": ("dense", "sparse"),
+    "sentences": ("sentences",),
+    "keywords": ("keywords",),
+    "questions": ("questions",),
+    "hybrid+sentences": ("dense", "sparse", "sentences"),
+    "hybrid+keywords": ("keywords", "sparse"),
+    "hybrid+questions": ("questions", "sparse"),
+    "all": (),
+}
+#: Modes whose scores are cosine similarities (a score threshold applies to them).
+COSINE_MODES = frozenset({"dense", "keywords", "questions", "sentences"})
+_VECTOR_NAMES = {
+    "sentences": SENTENCE_VECTOR,
+    "keywords": KEYWORD_VECTOR,
+    "questions": QUESTION_VECTOR,
+    "sparse": SPARSE_VECTOR,
+}
+
+
+def mode_components(mode: str, record: CollectionRecord) -> tuple[str, ...]:
+    """The representations a mode ranks by in a collection.
+
+    Args:
+        mode: a key of :data:`MODES`.
+        record: the collection's record.
+
+    Returns:
+        The representation names (``all``: every representation the collection has).
+
+    Raises:
+        QueryError: the mode is unknown.
+        ModeUnavailableError: the collection lacks a representation the mode needs; the message
+            names the modes it offers and how to build the missing representation.
+    """
+    if mode not in MODES:
+        raise QueryError(f"unknown search mode {mode!r}; use one of: {', '.join(MODES)}")
+    available = record.representations.available()
+    if mode == "all":
+        return tuple(available)
+    missing = [name for name in MODES[mode] if name not in available]
+    if missing:
+        settings_key = {
+            "sparse": "INSTRUCTOR_SEARCH_INDEX__SPARSE__ENABLED=true",
+            "sentences": "INSTRUCTOR_SEARCH_INDEX__SENTENCES__ENABLED=true",
+            "keywords": "INSTRUCTOR_SEARCH_INDEX__KEYWORDS__ENABLED=true",
+            "questions": "INSTRUCTOR_SEARCH_INDEX__QUESTIONS__GENERATOR=MODEL_FOLDER",
+        }
+        fixes = " ".join(settings_key[name] for name in missing)
+        raise ModeUnavailableError(
+            f"search mode {mode!r} needs the {', '.join(missing)} representation, which this collection "
+            f"was not built with (it has: {', '.join(available)}; modes available: "
+            f"{', '.join(available_modes(record))}). Fix: choose one of those modes, or ingest the "
+            f"documents into a new collection with {fixes} (--collection NEW_NAME)."
+        )
+    return MODES[mode]
+
+
+def available_modes(record: CollectionRecord) -> list[str]:
+    """The retrieval modes a collection supports."""
+    have = set(record.representations.available())
+    return [mode for mode, parts in MODES.items() if set(parts) <= have]
+
+
+def _sparse_encoder(record: SparseRecord) -> SparseEncoder:
+    key = (record.k1, record.b, record.avg_length, record.language)
+    encoder = _SPARSE_ENCODERS.get(key)
+    if encoder is None:
+        encoder = _SPARSE_ENCODERS[key] = SparseEncoder.from_record(record)
+    return encoder
+
+
+_SPARSE_ENCODERS: dict[tuple[float, float, float | None, str], SparseEncoder] = {}
+
 
 @dataclass(frozen=True)
 class Hit:
@@ -37,7 +129,8 @@ class Hit:
 
     Attributes:
         id: the Qdrant point id.
-        score: cosine similarity (higher is better).
+        score: higher is better: cosine similarity in the dense, keywords, questions and sentences
+            modes, a BM25 score in ``sparse``, a fused score in the fused modes.
         text: the chunk's text.
         file_name: display name of the file.
         page: 1-based page number (``None`` for text and Markdown files).
@@ -81,6 +174,8 @@ class SearchResult:
         top_k: hits asked for.
         score_threshold: the minimum score applied, if any.
         seconds: wall time of the search.
+        mode: the retrieval mode that ran.
+        note: why the mode that ran differs from the one asked for, if it does.
     """
 
     query: str
@@ -92,6 +187,8 @@ class SearchResult:
     score_threshold: float | None = None
     seconds: float = 0.0
     filters: dict[str, Any] = field(default_factory=dict)
+    mode: str = "dense"
+    note: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """``{"hits": [...], "query", "instruction", "collection", ...}``."""
@@ -104,6 +201,8 @@ class SearchResult:
             "top_k": self.top_k,
             "score_threshold": self.score_threshold,
             "filters": dict(self.filters),
+            "mode": self.mode,
+            "note": self.note,
         }
 
 
@@ -232,6 +331,10 @@ def search(
     score_threshold: float | None = None,
     documents: Sequence[str] | None = None,
     domain: str | None = None,
+    mode: str = "dense",
+    fusion: str = "rrf",
+    candidates: int = 100,
+    fallback: bool = False,
 ) -> SearchResult:
     """Search a collection for the chunks closest to a query.
 
@@ -243,29 +346,59 @@ def search(
         score_threshold: leave out hits scoring below this (cosine similarity).
         documents: only these files (file names or sources).
         domain: only chunks ingested with this domain.
+        mode: the retrieval mode (a key of :data:`MODES`).
+        fusion: ``rrf`` or ``dbsf``, for the modes that fuse several representations.
+        candidates: hits each fused representation contributes (at least the hits needed).
+        fallback: when the collection lacks the mode's representations, search ``dense``
+            instead (and say so in :attr:`SearchResult.note`) rather than raising; for a mode
+            that comes from the settings' default rather than from the user.
 
     Returns:
-        The hits, best first, and the instruction the query was embedded with.
+        The hits, best first, and the instruction and mode the query ran with.
 
     Raises:
         QueryError: the query is empty, blank or too long, or an option is out of range.
+        ModeUnavailableError: the collection was not built with the mode's representations.
         CollectionNotFoundError: the collection does not exist; the message says how to create it.
         CollectionMismatchError: the embedder is not the model that built the collection.
     """
     started = time.perf_counter()
     text = validate_query(query)
     _check_options(top_k, score_threshold)
+    if fusion not in ("rrf", "dbsf"):
+        raise QueryError(f"fusion {fusion!r} is not known; use rrf or dbsf")
     record = store.require_record()
     check_embedder(store, record, embedder)
-    instruction = record.instruction_set.query
-    tokens = embedder.count_tokens(text)
-    budget = embedder.token_budget(instruction)
-    if tokens > budget:
+    note = None
+    try:
+        components = mode_components(mode, record)
+    except ModeUnavailableError as exc:
+        if not fallback:
+            raise
+        note = f"mode {mode!r} is not available in this collection; searched 'dense' instead ({exc})"
+        mode, components = "dense", ("dense",)
+    if score_threshold is not None and mode not in COSINE_MODES:
         raise QueryError(
-            f"the query is {tokens} tokens long; {embedder.model_id} takes at most {budget} tokens "
-            "together with the collection's query instruction. Shorten the query."
+            f"a score threshold only applies to modes scored by cosine similarity "
+            f"({', '.join(sorted(COSINE_MODES))}); mode {mode!r} is not. Drop the threshold or change the mode."
         )
-    vector = embedder.embed([text], instruction)[0]
+    instruction = record.instruction_set.query
+    dense_vector: list[float] | None = None
+    if set(components) - {"sparse"}:
+        tokens = embedder.count_tokens(text)
+        budget = embedder.token_budget(instruction)
+        if tokens > budget:
+            raise QueryError(
+                f"the query is {tokens} tokens long; {embedder.model_id} takes at most {budget} tokens "
+                "together with the collection's query instruction. Shorten the query."
+            )
+        dense_vector = embedder.embed([text], instruction)[0].tolist()
+    sparse_query = None
+    if "sparse" in components and record.representations.sparse is not None:
+        from qdrant_client import models
+
+        indices, values = _sparse_encoder(record.representations.sparse).query(text)
+        sparse_query = models.SparseVector(indices=indices, values=values)
     query_filter = build_filter(documents, domain)
 
     hits: list[Hit] = []
@@ -273,18 +406,21 @@ def search(
     batch = max(2 * top_k, 10)
     offset = 0
     for _ in range(_MAX_ROUNDS):
-        response = store.client.query_points(
-            store.collection,
-            query=vector.tolist(),
+        response = _query(
+            store,
+            components,
+            dense_vector,
+            sparse_query,
             query_filter=query_filter,
             score_threshold=score_threshold,
             limit=batch,
             offset=offset,
-            with_payload=True,
+            fusion=fusion,
+            candidates=max(candidates, offset + batch),
         )
-        candidates = [(_to_hit(point), _file_sha(point)) for point in response.points]
-        committed = _committed_hashes(store, {hit.source for hit, _ in candidates})
-        for hit, sha in candidates:
+        found = [(_to_hit(point), _file_sha(point)) for point in response.points]
+        committed = _committed_hashes(store, {hit.source for hit, _ in found})
+        for hit, sha in found:
             if hit.id in seen or committed.get(hit.source) != sha:
                 continue  # a file still being ingested, replaced or removed
             seen.add(hit.id)
@@ -305,7 +441,75 @@ def search(
         score_threshold=score_threshold,
         seconds=time.perf_counter() - started,
         filters={"documents": list(documents or []), "domain": domain},
+        mode=mode,
+        note=note,
     )
 
 
-__all__ = ["MAX_QUERY_CHARS", "MAX_TOP_K", "Hit", "SearchResult", "build_filter", "search", "validate_query"]
+def _query(
+    store: VectorStore,
+    components: Sequence[str],
+    dense_vector: list[float] | None,
+    sparse_query: models.SparseVector | None,
+    *,
+    query_filter: models.Filter | None,
+    score_threshold: float | None,
+    limit: int,
+    offset: int,
+    fusion: str,
+    candidates: int,
+) -> Any:
+    """One ``query_points`` call: a single representation, or a fusion of one prefetch each."""
+    from qdrant_client import models
+
+    def query_of(name: str) -> tuple[Any, str | None]:
+        if name == "sparse":
+            if sparse_query is None or not sparse_query.indices:
+                return None, SPARSE_VECTOR
+            return sparse_query, SPARSE_VECTOR
+        if name == "sentences":
+            return [dense_vector], SENTENCE_VECTOR  # a one-vector multivector query: MaxSim
+        return dense_vector, _VECTOR_NAMES.get(name)  # dense: the unnamed default vector
+
+    if len(components) == 1:
+        query, using = query_of(components[0])
+        if query is None:  # a query without any indexed term matches nothing lexically
+            return models.QueryResponse(points=[])
+        return store.client.query_points(
+            store.collection,
+            query=query,
+            using=using,
+            query_filter=query_filter,
+            score_threshold=score_threshold,
+            limit=limit,
+            offset=offset,
+            with_payload=True,
+        )
+    prefetch = []
+    for name in components:
+        query, using = query_of(name)
+        if query is not None:
+            prefetch.append(models.Prefetch(query=query, using=using, filter=query_filter, limit=candidates))
+    return store.client.query_points(
+        store.collection,
+        prefetch=prefetch,
+        query=models.FusionQuery(fusion=models.Fusion.DBSF if fusion == "dbsf" else models.Fusion.RRF),
+        query_filter=query_filter,
+        limit=limit,
+        offset=offset,
+        with_payload=True,
+    )
+
+
+__all__ = [
+    "MAX_QUERY_CHARS",
+    "MAX_TOP_K",
+    "MODES",
+    "Hit",
+    "SearchResult",
+    "available_modes",
+    "build_filter",
+    "mode_components",
+    "search",
+    "validate_query",
+]

@@ -341,8 +341,13 @@ class SearchService:
         score_threshold: float | None = None,
         documents: Sequence[str] | None = None,
         domain: str | None = None,
+        mode: str | None = None,
     ) -> SearchResult:
-        """Search a collection (see :func:`app.search.search`)."""
+        """Search a collection (see :func:`app.search.search`).
+
+        ``mode=None`` uses the ``search.mode`` setting, falling back to ``dense`` (with a note in
+        the result) in a collection built without that mode's representations.
+        """
         return search(
             query,
             store=self.store(collection),
@@ -351,4 +356,8 @@ class SearchService:
             score_threshold=score_threshold,
             documents=documents,
             domain=domain,
+            mode=mode or self.settings.search.mode,
+            fusion=self.settings.search.fusion,
+            candidates=self.settings.search.candidates,
+            fallback=mode is None,
         )

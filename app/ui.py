@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import streamlit as st
 
 from app.errors import AppError
-from app.search import MAX_QUERY_CHARS, Hit, SearchResult
+from app.search import COSINE_MODES, MAX_QUERY_CHARS, Hit, SearchResult, available_modes
 from app.service import SearchService, guard_client, serialize_embedder
 from config import ConfigError
 from embedder import DOMAIN_PRESETS, EmbedderError
@@ -188,6 +188,7 @@ class PageState:
     record: CollectionRecord | None
     top_k: int
     threshold: float | None
+    mode: str | None = None
 
 
 def render(service: SearchService) -> None:
@@ -246,10 +247,41 @@ def _sidebar(service: SearchService) -> PageState | None:
         _show_record(service, choice, record)
         st.header("Search settings")
         top_k = st.slider("Results (top-k)", 1, 50, settings.app.top_k, key="top_k")
+        mode = _mode_choice(settings.search.mode, record)
+        cosine = mode is None or mode in COSINE_MODES
         threshold = st.slider(
-            "Minimum score", 0.0, 1.0, 0.0, 0.05, key="threshold", help="0 shows every hit; cosine similarity"
+            "Minimum score",
+            0.0,
+            1.0,
+            0.0,
+            0.05,
+            key="threshold",
+            disabled=not cosine,
+            help="0 shows every hit; cosine similarity (not used by sparse and fused modes)",
         )
-    return PageState(collection=choice, record=record, top_k=top_k, threshold=threshold or None)
+    return PageState(
+        collection=choice,
+        record=record,
+        top_k=top_k,
+        threshold=(threshold or None) if cosine else None,
+        mode=mode,
+    )
+
+
+def _mode_choice(default: str, record: CollectionRecord | None) -> str | None:
+    """The retrieval-mode picker: the modes the collection was built for (``None``: no collection yet)."""
+    if record is None:
+        return None
+    modes = available_modes(record)
+    if st.session_state.get("mode") not in modes:
+        st.session_state["mode"] = default if default in modes else "dense"
+    return st.selectbox(
+        "Retrieval mode",
+        modes,
+        key="mode",
+        help="dense: the embedding; sparse: BM25 keywords; hybrid: both, fused; sentences / keywords / "
+        "questions: the extra representations this collection was built with",
+    )
 
 
 def _show_record(service: SearchService, name: str, record: CollectionRecord | None) -> None:
@@ -347,6 +379,7 @@ def _search_section(service: SearchService, state: PageState, documents: list[Do
             top_k=state.top_k,
             score_threshold=state.threshold,
             documents=chosen or None,
+            mode=state.mode,
         )
     except USER_ERRORS as exc:
         show_error(exc)
@@ -367,9 +400,11 @@ def _document_labels(documents: list[DocumentManifest]) -> dict[str, str]:
 def _results(result: SearchResult, state: PageState) -> None:
     instruction = result.instruction or "(no instruction)"
     st.caption(
-        f"{len(result.hits)} hits in {result.seconds * 1000:.0f} ms · query instruction: "
-        f"“{md_escape(instruction)}”"
+        f"{len(result.hits)} hits in {result.seconds * 1000:.0f} ms · mode **{md_escape(result.mode)}** · "
+        f"query instruction: “{md_escape(instruction)}”"
     )
+    if result.note:
+        st.info(result.note, icon=":material/info:")
     if not result.hits:
         if state.threshold is not None:
             st.warning(

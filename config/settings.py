@@ -190,6 +190,135 @@ class AppSettings(_Section):
     sample_corpus: bool = True
 
 
+#: How a search ranks chunks: one representation, or several fused (see ``app.search``).
+RetrievalMode = Literal[
+    "dense",
+    "sparse",
+    "hybrid",
+    "sentences",
+    "keywords",
+    "questions",
+    "hybrid+sentences",
+    "hybrid+keywords",
+    "hybrid+questions",
+    "all",
+]
+FusionMethod = Literal["rrf", "dbsf"]
+
+
+class SparseSettings(_Section):
+    """The BM25-style sparse lexical vector of each chunk (needed by ``sparse`` and ``hybrid``).
+
+    Attributes:
+        enabled: build it during ingestion.
+        k1: BM25 term-frequency saturation.
+        b: BM25 document-length normalisation (0 = none, 1 = full).
+        avg_length: average chunk length in terms for the length normaliser; ``None`` estimates
+            it from the first ingested batch and records it in the collection.
+        language: Snowball stemmer language (PyStemmer); stop words are English only.
+    """
+
+    enabled: bool = True
+    k1: float = Field(default=1.2, ge=0.0, le=10.0)
+    b: float = Field(default=0.75, ge=0.0, le=1.0)
+    avg_length: float | None = Field(default=None, gt=0.0)
+    language: str = "english"
+
+
+class SentenceSettings(_Section):
+    """Sentence-level multi-vectors (MaxSim) of each chunk (mode ``sentences``).
+
+    Attributes:
+        enabled: build them during ingestion (one extra embedding per sentence: costly).
+        max_sentences: most sentences embedded per chunk (the rest are left out).
+    """
+
+    enabled: bool = False
+    max_sentences: int = Field(default=24, ge=1, le=512)
+
+
+class KeywordSettings(_Section):
+    """Keyword-augmented chunk vectors (mode ``keywords``).
+
+    The stored vector is ``normalize(chunk_weight * e(chunk) + keyword_weight * normalize(mean(e(keywords))))``
+    with key phrases extracted by YAKE (statistical, no generative model) and embedded under the
+    keyword instruction.
+
+    Attributes:
+        enabled: build them during ingestion.
+        top_n: key phrases per chunk.
+        max_ngram: longest key phrase in words.
+        chunk_weight: weight of the chunk's own embedding.
+        keyword_weight: weight of the mean key-phrase embedding.
+    """
+
+    enabled: bool = False
+    top_n: int = Field(default=8, ge=1, le=64)
+    max_ngram: int = Field(default=3, ge=1, le=6)
+    chunk_weight: float = Field(default=0.7, ge=0.0)
+    keyword_weight: float = Field(default=0.3, ge=0.0)
+
+    @model_validator(mode="after")
+    def _some_weight(self) -> KeywordSettings:
+        if self.chunk_weight + self.keyword_weight <= 0:
+            raise ValueError("keywords.chunk_weight + keywords.keyword_weight must be positive")
+        return self
+
+
+class QuestionSettings(_Section):
+    """Synthetic-question-augmented chunk vectors (mode ``questions``), from a configured generator.
+
+    Nothing is generated unless ``generator`` names a sequence-to-sequence model (e.g. a FLAN-T5
+    checkpoint by hub name or local folder); without one, ingestion says it skips this.
+
+    Attributes:
+        generator: the generator model, or ``None`` (skip this representation).
+        count: questions generated per chunk.
+        max_new_tokens: longest generated question in tokens.
+        chunk_weight: weight of the chunk's own embedding.
+        question_weight: weight of the mean question embedding.
+    """
+
+    generator: str | None = None
+    count: int = Field(default=3, ge=1, le=20)
+    max_new_tokens: int = Field(default=48, ge=4, le=256)
+    chunk_weight: float = Field(default=0.5, ge=0.0)
+    question_weight: float = Field(default=0.5, ge=0.0)
+
+
+class IndexSettings(_Section):
+    """Which representations ingestion builds besides the dense chunk vector.
+
+    A new collection records them; an existing collection keeps what it was built with.
+
+    Attributes:
+        sparse: see :class:`SparseSettings`.
+        sentences: see :class:`SentenceSettings`.
+        keywords: see :class:`KeywordSettings`.
+        questions: see :class:`QuestionSettings`.
+    """
+
+    sparse: SparseSettings = SparseSettings()
+    sentences: SentenceSettings = SentenceSettings()
+    keywords: KeywordSettings = KeywordSettings()
+    questions: QuestionSettings = QuestionSettings()
+
+
+class SearchSettings(_Section):
+    """How searches rank chunks.
+
+    Attributes:
+        mode: the default retrieval mode (``search --mode`` and the app override it).
+        fusion: how fused modes combine their rankings: ``rrf`` (reciprocal rank fusion) or
+            ``dbsf`` (distribution-based score fusion), both computed by Qdrant.
+        candidates: candidates each fused representation contributes.
+    """
+
+    mode: RetrievalMode = "dense"
+    fusion: FusionMethod = "rrf"
+    candidates: int = Field(default=100, ge=1, le=2000)
+
+
 class Settings(BaseSettings):
     """All settings of instructor-search, in nested sections.
 
@@ -201,6 +330,8 @@ class Settings(BaseSettings):
         chunk: see :class:`ChunkSettings`.
         app: see :class:`AppSettings`.
         cache: see :class:`CacheSettings`.
+        index: see :class:`IndexSettings`.
+        search: see :class:`SearchSettings`.
     """
 
     model_config = SettingsConfigDict(
@@ -217,6 +348,8 @@ class Settings(BaseSettings):
     chunk: ChunkSettings = ChunkSettings()
     app: AppSettings = AppSettings()
     cache: CacheSettings = CacheSettings()
+    index: IndexSettings = IndexSettings()
+    search: SearchSettings = SearchSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -15,7 +15,7 @@ from embedder.errors import InstructionError
 
 TEMPLATE = "Represent the {domain} {text_type} for {objective}:"
 
-Task = Literal["retrieval", "sts", "duplicates", "clustering", "classification"]
+Task = Literal["retrieval", "sts", "duplicates", "clustering", "classification", "keywords"]
 Role = Literal["query", "document", "text"]
 
 # (text_type, objective) per task and role, following the INSTRUCTOR paper's wording.
@@ -28,6 +28,8 @@ _TASKS: dict[Task, dict[Role, tuple[str, str]]] = {
     "duplicates": {"text": ("question", "retrieving duplicate questions")},
     "clustering": {"text": ("sentence", "clustering")},
     "classification": {"text": ("text", "classification")},
+    # Key phrases of a passage, embedded to enrich the passage's vector (arXiv 2409.16497).
+    "keywords": {"text": ("keywords", "retrieving the document they summarise")},
 }
 
 #: Domain presets: a short key and the phrase that goes into the template.
@@ -164,6 +166,19 @@ class InstructionSet:
     def none(cls) -> InstructionSet:
         """No instruction on either side."""
         return cls(query=None, document=None)
+
+    @staticmethod
+    def for_keywords(domain: str = "", *, enabled: bool = True) -> str | None:
+        """The instruction key phrases of a passage are embedded under (``None`` when disabled).
+
+        Args:
+            domain: preset key or free text.
+            enabled: ``False`` embeds key phrases without an instruction, like everything else.
+
+        Returns:
+            For example ``"Represent the Science keywords for retrieving the document they summarise:"``.
+        """
+        return build_instruction("keywords", "text", domain) if enabled else None
 
     def as_dict(self) -> dict[str, str | None]:
         """The instructions as a JSON-ready dict (stored in collection metadata)."""

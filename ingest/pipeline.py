@@ -35,8 +35,9 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from ingest.chunking import Chunk, Chunker, make_chunker
 from ingest.errors import DocumentError, IngestError
 from ingest.extract import ExtractedText, extract_text
+from ingest.representations import QuestionGenerator, RepresentationBuilder, SparseEncoder
 from ingest.sources import FileResult, FileStatus, SourceFile, discover, upload_source
-from ingest.store import DocumentManifest, chunk_point_id, expected_record
+from ingest.store import DENSE_VECTOR, DocumentManifest, chunk_point_id, expected_record
 
 if TYPE_CHECKING:
     from config import Settings
@@ -97,6 +98,9 @@ class IngestReport:
         truncated: chunks the model had to truncate (0 unless chunking could not fit them).
         repaired: leftover chunks of an interrupted earlier run that were removed.
         cache_hits: chunks whose vectors came from the embedding cache (not encoded again).
+        representations: seconds spent on, and items made for, each extra representation
+            (sparse non-zeros, sentences, key phrases, questions).
+        skipped: representations the settings ask for that were not built, with the reason.
     """
 
     files: list[FileResult]
@@ -107,6 +111,8 @@ class IngestReport:
     truncated: int = 0
     repaired: int = 0
     cache_hits: int = 0
+    representations: dict[str, Any] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
 
     @property
     def failed(self) -> bool:
@@ -131,6 +137,8 @@ class IngestReport:
             "truncated": self.truncated,
             "repaired": self.repaired,
             "cache_hits": self.cache_hits,
+            "representations": self.representations,
+            "skipped": list(self.skipped),
             "counts": self.counts(),
         }
 
@@ -284,6 +292,8 @@ class _Run:
     stored_sha: dict[str, str] = field(default_factory=dict)  # sha256 -> committed source (snapshot)
     in_run: dict[str, str] = field(default_factory=dict)  # sha256 -> source, this run (reader thread)
     chunks_embedded: int = 0
+    builder: RepresentationBuilder | None = None
+    question_generator: QuestionGenerator | None = None
 
     # -- progress ---------------------------------------------------------------------------------
 
@@ -442,18 +452,26 @@ class _Run:
         """Embed one batch and hand its points (and the files it completes) to the writer."""
         from qdrant_client import models
 
+        texts = [item.chunk.text for item in batch]
         vectors = self.embedder.embed(
-            [item.chunk.text for item in batch],
-            self.record.instruction_set.document,
-            batch_size=self.settings.model.batch_size,
+            texts, self.record.instruction_set.document, batch_size=self.settings.model.batch_size
         )
+        builder = self.representations(texts)
+        if builder.extra_keys():
+            extra, extra_payload = builder.build(texts, vectors)
+            point_vectors: list[Any] = [
+                {DENSE_VECTOR: vector.tolist(), **named} for vector, named in zip(vectors, extra, strict=True)
+            ]
+        else:
+            extra_payload = [{} for _ in batch]
+            point_vectors = [vector.tolist() for vector in vectors]
         points = [
             models.PointStruct(
                 id=chunk_point_id(item.file.sha256, item.chunk.index),
-                vector=vector.tolist(),
-                payload=self._payload(item),
+                vector=vector,
+                payload=self._payload(item, more),
             )
-            for item, vector in zip(batch, vectors, strict=True)
+            for item, vector, more in zip(batch, point_vectors, extra_payload, strict=True)
         ]
         self.chunks_embedded += len(batch)
         touched: dict[int, _OpenFile] = {}
@@ -484,7 +502,33 @@ class _Run:
         for open_file in self.writer.submit(write):
             self.stored(open_file)
 
-    def _payload(self, item: _Queued) -> dict[str, object]:
+    def representations(self, texts: Sequence[str]) -> RepresentationBuilder:
+        """The builder of the collection's extra representations (created on first use).
+
+        A new collection whose sparse vectors have no recorded average length gets one
+        estimated from the first batch (``texts``), recorded before any sparse vector is stored.
+        """
+        if self.builder is None:
+            reps = self.record.representations
+            if reps.sparse is not None and reps.sparse.avg_length is None:
+                estimate = round(SparseEncoder.from_record(reps.sparse).estimate_avg_length(texts), 2)
+                reps = reps.model_copy(
+                    update={"sparse": reps.sparse.model_copy(update={"avg_length": estimate})}
+                )
+                self.record = self.record.model_copy(update={"representations": reps})
+                self.writer.call(self.store.write_record, self.record)
+                logger.info("BM25 average chunk length estimated at %.1f terms", estimate)
+            self.builder = RepresentationBuilder(
+                reps,
+                self.embedder,
+                self.record.instruction_set.document,
+                batch_size=self.settings.model.batch_size,
+            )
+            if self.question_generator is not None:
+                self.builder.generator = self.question_generator
+        return self.builder
+
+    def _payload(self, item: _Queued, more: dict[str, Any] | None = None) -> dict[str, object]:
         chunk, open_file = item.chunk, item.file
         return {
             "page_content": chunk.text,
@@ -499,6 +543,7 @@ class _Run:
                 "char_end": chunk.char_end,
                 "domain": self.record.domain,
                 "ingested_at": open_file.ingested_at,
+                **(more or {}),
             },
         }
 
@@ -574,7 +619,13 @@ def ingest_files(
     started = time.perf_counter()
     if not files:
         return IngestReport(files=[], points=store.count(), collection=store.collection)
-    record = store.ensure(expected_record(settings, embedder, domain=domain))
+    wanted = expected_record(settings, embedder, domain=domain)
+    record = store.ensure(wanted)
+    skipped = _skipped_representations(settings, wanted, record)
+    generator = None
+    questions = record.representations.questions
+    if questions is not None:  # load it before anything is written: a missing model fails here
+        generator = QuestionGenerator(questions.generator, questions.count, questions.max_new_tokens)
     repaired = store.repair()
     manifests = {manifest.source: manifest for manifest in store.documents()}
     store.begin_write()  # left in place if the run dies, so that the next run repairs
@@ -593,6 +644,7 @@ def ingest_files(
         stored_sha={manifest.file_sha256: manifest.source for manifest in manifests.values()},
         writer=_Writer(),
         results=[None] * len(files),
+        question_generator=generator,
     )
     reader = _Reader(len(files), run.prepare)
     try:
@@ -616,4 +668,31 @@ def ingest_files(
         truncated=embedder.stats.truncated - truncated_before,
         repaired=repaired,
         cache_hits=embedder.stats.cache_hits - cache_hits_before,
+        representations=run.builder.stats.to_json() if run.builder is not None else {},
+        skipped=skipped,
     )
+
+
+def _skipped_representations(
+    settings: Settings, wanted: CollectionRecord, found: CollectionRecord
+) -> list[str]:
+    """Why representations the settings ask for are not built in this run (also logged)."""
+    notes: list[str] = []
+    if settings.index.questions.generator is None:
+        notes.append(
+            "questions: no generator model is configured (index.questions.generator), so no synthetic "
+            "questions are generated; set INSTRUCTOR_SEARCH_INDEX__QUESTIONS__GENERATOR to a "
+            "sequence-to-sequence model folder (e.g. FLAN-T5) to build them"
+        )
+    missing = [
+        name for name in wanted.representations.available() if name not in found.representations.available()
+    ]
+    if missing:
+        notes.append(
+            f"{', '.join(missing)}: the collection was created without "
+            f"{'it' if len(missing) == 1 else 'them'} (it has {', '.join(found.representations.available())}); "
+            "ingest into a new collection to build them"
+        )
+    for note in notes:
+        logger.info("skipping %s", note)
+    return notes

@@ -32,6 +32,16 @@ from ingest.errors import (
     StoreConnectionError,
     StoreLockedError,
 )
+from ingest.representations import (
+    KEYWORD_MEAN_VECTOR,
+    KEYWORD_VECTOR,
+    QUESTION_VECTOR,
+    SENTENCE_VECTOR,
+    SPARSE_VECTOR,
+    RepresentationsRecord,
+    augmented,
+    representations_record,
+)
 from ingest.sources import UPLOAD_PREFIX
 
 if TYPE_CHECKING:
@@ -85,6 +95,8 @@ class CollectionRecord(BaseModel):
         instructions: query and document instructions (``None`` = no instruction).
         chunking: chunk size and overlap.
         distance: the vector distance.
+        representations: the representations besides the dense vector (sparse, sentences,
+            keywords, questions); a record written before they existed has none.
         created_at: ISO time of creation.
     """
 
@@ -99,6 +111,7 @@ class CollectionRecord(BaseModel):
     instructions: dict[str, str | None]
     chunking: ChunkingRecord
     distance: str = "cosine"
+    representations: RepresentationsRecord = Field(default_factory=RepresentationsRecord)
     created_at: str = Field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
     @property
@@ -150,6 +163,13 @@ def expected_record(settings: Settings, embedder: Embedder, *, domain: str | Non
         domain=chosen_domain,
         instructions=instructions.as_dict(),
         chunking=ChunkingRecord(size=settings.chunk.size, overlap=settings.chunk.overlap),
+        representations=representations_record(
+            settings.index,
+            keyword_instruction=InstructionSet.for_keywords(
+                chosen_domain, enabled=settings.instructions.enabled
+            ),
+            question_instruction=instructions.query,
+        ),
     )
 
 
@@ -307,10 +327,45 @@ class VectorStore:
         if found is not None:
             self.check(found, expected)
             self._ensure_manifest()
+            missing = set(expected.representations.available()) - set(found.representations.available())
+            if missing:
+                logger.warning(
+                    "collection %s has no %s representation(s); its chunks are built with what it has "
+                    "(%s). To add them, ingest into a new collection (--collection NEW_NAME).",
+                    self.collection,
+                    ", ".join(sorted(missing)),
+                    ", ".join(found.representations.available()),
+                )
             return found
+        reps = expected.representations
+        dense = models.VectorParams(size=expected.dimension, distance=models.Distance.COSINE)
+        vectors: dict[str, models.VectorParams] = {}
+        if reps.sentences is not None:
+            vectors[SENTENCE_VECTOR] = models.VectorParams(
+                size=expected.dimension,
+                distance=models.Distance.COSINE,
+                multivector_config=models.MultiVectorConfig(comparator=models.MultiVectorComparator.MAX_SIM),
+            )
+        if reps.keywords is not None:
+            vectors[KEYWORD_VECTOR] = dense
+            # The raw mean of the key-phrase embeddings, kept to re-weight without re-embedding;
+            # never searched, so not indexed.
+            vectors[KEYWORD_MEAN_VECTOR] = models.VectorParams(
+                size=expected.dimension,
+                distance=models.Distance.COSINE,
+                hnsw_config=models.HnswConfigDiff(m=0),
+            )
+        if reps.questions is not None:
+            vectors[QUESTION_VECTOR] = dense
         self.client.create_collection(
             self.collection,
-            vectors_config=models.VectorParams(size=expected.dimension, distance=models.Distance.COSINE),
+            # The dense chunk vector stays the unnamed default vector, which langchain_qdrant reads.
+            vectors_config={DENSE_VECTOR: dense, **vectors} if vectors else dense,
+            sparse_vectors_config=(
+                {SPARSE_VECTOR: models.SparseVectorParams(modifier=models.Modifier.IDF)}
+                if reps.sparse is not None
+                else None
+            ),
             metadata={"instructor_search": expected.model_dump(mode="json")},
         )
         if not self.local:
@@ -322,6 +377,81 @@ class VectorStore:
         self._ensure_manifest()
         logger.info("created collection %s (%s, dim %d)", self.collection, expected.model, expected.dimension)
         return expected
+
+    def write_record(self, record: CollectionRecord) -> None:
+        """Replace the collection's record (e.g. after estimating the BM25 average length)."""
+        self.client.update_collection(
+            self.collection, metadata={"instructor_search": record.model_dump(mode="json")}
+        )
+
+    def reweight_keywords(self, chunk_weight: float, keyword_weight: float) -> CollectionRecord:
+        """Rebuild the keyword-augmented vectors with new weights, without embedding anything.
+
+        ``keywords = normalize(chunk_weight * dense + keyword_weight * keywords_mean)`` for every
+        point, from the stored dense and mean key-phrase vectors; the record is updated.
+
+        Args:
+            chunk_weight: weight of the chunk vector.
+            keyword_weight: weight of the mean key-phrase vector.
+
+        Returns:
+            The updated record.
+
+        Raises:
+            CollectionMismatchError: the collection has no keyword vectors.
+        """
+        import numpy as np
+        from qdrant_client import models
+
+        record = self.require_record()
+        rec = record.representations.keywords
+        if rec is None:
+            raise CollectionMismatchError(
+                f"collection {self.collection!r} has no keyword vectors to re-weight; ingest into a new "
+                "collection with INSTRUCTOR_SEARCH_INDEX__KEYWORDS__ENABLED=true"
+            )
+        if chunk_weight < 0 or keyword_weight < 0 or chunk_weight + keyword_weight <= 0:
+            raise CollectionMismatchError(
+                f"keyword weights ({chunk_weight}, {keyword_weight}) are not valid: use non-negative "
+                "weights with a positive sum"
+            )
+        offset: Any = None
+        while True:
+            records, offset = self.client.scroll(
+                self.collection,
+                limit=256,
+                offset=offset,
+                with_payload=False,
+                with_vectors=[DENSE_VECTOR, KEYWORD_MEAN_VECTOR],
+            )
+            if records:
+                named: list[dict[str, Any]] = [dict(r.vector or {}) for r in records]  # type: ignore[arg-type]
+                dense = np.array([v[DENSE_VECTOR] for v in named], dtype=np.float32)
+                means = np.array([v[KEYWORD_MEAN_VECTOR] for v in named], dtype=np.float32)
+                mixed = augmented(dense, means, chunk_weight, keyword_weight)
+                self.client.update_vectors(
+                    self.collection,
+                    points=[
+                        models.PointVectors(id=r.id, vector={KEYWORD_VECTOR: row.tolist()})
+                        for r, row in zip(records, mixed, strict=True)
+                    ],
+                    wait=True,
+                )
+            if offset is None:
+                break
+        updated = record.model_copy(
+            update={
+                "representations": record.representations.model_copy(
+                    update={
+                        "keywords": rec.model_copy(
+                            update={"chunk_weight": chunk_weight, "keyword_weight": keyword_weight}
+                        )
+                    }
+                )
+            }
+        )
+        self.write_record(updated)
+        return updated
 
     def _ensure_manifest(self) -> None:
         if not self.client.collection_exists(self.manifest_collection):

@@ -123,7 +123,10 @@ def test_upload_into_a_collection_with_custom_instructions(service: SearchServic
         [upload_source("lease.txt", b"The tenant shall pay rent monthly.")], collection="contracts"
     )
     assert report.files[0].status == "ingested"
-    assert service.record("contracts") == record
+    # The record is kept (only the BM25 average length is filled in by the first batch).
+    stored = service.record("contracts")
+    assert stored is not None
+    assert stored.model_dump(exclude={"representations"}) == record.model_dump(exclude={"representations"})
     hit = service.search("when is rent due", collection="contracts").hits[0]
     assert hit.file_name == "lease.txt" and hit.domain == "legal"
 

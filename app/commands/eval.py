@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
+from app.errors import EvaluationError
 from app.evaluation.record import DOCS, save_result
-from config import Settings
+from config import RetrievalMode, Settings
 
 #: The standard suite of `make eval`, on the shared data folder.
 SHARED = Path("..") / "shared" / "data"
@@ -34,6 +35,24 @@ def register(subparsers: Any) -> None:
         beir.add_argument("--domain", default=None, help="domain of the default instructions")
         beir.add_argument("--top-k", type=int, default=100, help="documents per query (default 100)")
         beir.add_argument("--store", metavar="DIR", help="keep the embedded collection here and reuse it")
+        beir.add_argument(
+            "--mode",
+            choices=list(get_args(RetrievalMode)),
+            default=None,
+            help="retrieval mode of the searches (default: the search.mode setting)",
+        )
+        beir.add_argument(
+            "--fusion",
+            choices=["rrf", "dbsf"],
+            default=None,
+            help="fusion of the fused modes (default: setting)",
+        )
+        beir.add_argument(
+            "--keyword-weights",
+            metavar="W0,W1",
+            default=None,
+            help="re-weight the stored keyword vectors to W0*chunk + W1*keywords before searching",
+        )
         beir.add_argument(
             "--keep-identical-ids", action="store_true", help="do not drop hits whose id is the query id"
         )
@@ -82,6 +101,8 @@ def run_beir_command(
     top_k: int = 100,
     store: str | None = None,
     ignore_identical_ids: bool = True,
+    mode: str | None = None,
+    keyword_weights: tuple[float, float] | None = None,
 ) -> dict[str, Any]:
     """Load, ingest, search and score one BEIR split; returns the JSON-ready result."""
     from app.evaluation.beir import load_beir
@@ -106,11 +127,29 @@ def run_beir_command(
         pdf_folder=settings.data_dir / "eval" / dataset.name / "pdfs",
         ignore_identical_ids=ignore_identical_ids,
         on_progress=progress,
+        mode=mode,
+        keyword_weights=keyword_weights,
     )
     return result.to_json()
 
 
+def _weights(value: str | None) -> tuple[float, float] | None:
+    if value is None:
+        return None
+    try:
+        first, second = (float(part) for part in value.split(","))
+    except ValueError:
+        raise EvaluationError(
+            f"--keyword-weights {value!r} is not understood; give two numbers, e.g. 0.7,0.3"
+        ) from None
+    return first, second
+
+
 def _beir_handler(args: argparse.Namespace, settings: Settings) -> int:
+    if args.fusion:
+        settings = settings.model_copy(
+            update={"search": settings.search.model_copy(update={"fusion": args.fusion})}
+        )
     result = run_beir_command(
         settings,
         args.folder,
@@ -120,11 +159,21 @@ def _beir_handler(args: argparse.Namespace, settings: Settings) -> int:
         top_k=args.top_k,
         store=args.store,
         ignore_identical_ids=not args.keep_identical_ids,
+        mode=args.mode,
+        keyword_weights=_weights(args.keyword_weights),
     )
     if args.record:
         key = f"{result['dataset']}-{result['split']}-{result['corpus_format']}-{result['instructions']}"
         if settings.instructions.domain and result["instructions"] == "default":
             key += f"-{settings.instructions.domain.lower()}"
+        if result.get("mode", "dense") != "dense" or len(result.get("representations", {})) > 0:
+            # a dense run on a collection with more representations is a different build
+            key += f"-{result['mode'].replace('+', '-')}"
+            if result.get("fusion") and result["fusion"] != "rrf":
+                key += f"-{result['fusion']}"
+        keywords = result.get("representations", {}).get("keywords")
+        if keywords and "keywords" in result.get("mode", ""):
+            key += f"-kw{keywords['chunk_weight']:g}-{keywords['keyword_weight']:g}"
         save_result("beir", key, result, command=args.command_line, docs=Path(args.docs_dir))
     _print(result, args.json)
     return 0

@@ -1,7 +1,7 @@
 """The ``search`` subcommand.
 
 ``instructor-search search "QUERY" [--collection NAME] [--top-k K] [--document FILE ...]
-[--threshold S] [--domain D] [--json]``
+[--threshold S] [--domain D] [--mode MODE] [--json]``
 """
 
 from __future__ import annotations
@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import textwrap
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
+
+from config import RetrievalMode
 
 if TYPE_CHECKING:
     from app.search import SearchResult
@@ -35,6 +37,13 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--threshold", type=float, metavar="S", help="leave out hits scoring below S")
     parser.add_argument("--domain", metavar="DOMAIN", help="only chunks ingested with this domain")
+    parser.add_argument(
+        "--mode",
+        choices=list(get_args(RetrievalMode)),
+        default=None,
+        help="retrieval mode: dense, sparse (BM25), hybrid (both fused), sentences, keywords, questions, "
+        "or a fusion (default: the search.mode setting)",
+    )
     parser.add_argument("--json", action="store_true", help='print {"hits": [...]} as JSON')
     parser.set_defaults(handler=run_search)
 
@@ -55,7 +64,11 @@ def document_filter(values: list[str] | None) -> list[str] | None:
 def format_result(result: SearchResult, *, width: int = 100) -> str:
     """The human-readable form: numbered hits with file, page, score and the passage."""
     instruction = result.instruction or "(none)"
-    lines = [f"{len(result.hits)} hits in {result.collection!r} · query instruction: {instruction}"]
+    lines = [
+        f"{len(result.hits)} hits in {result.collection!r} · mode {result.mode} · query instruction: {instruction}"
+    ]
+    if result.note:
+        lines.append(f"note: {result.note}")
     if not result.hits:
         if result.score_threshold is not None:
             lines.append(f"no hits above the score threshold {result.score_threshold:g}")
@@ -91,6 +104,10 @@ def run_search(args: argparse.Namespace, settings: Settings) -> int:
             score_threshold=args.threshold,
             documents=document_filter(args.document),
             domain=args.domain,
+            mode=args.mode or settings.search.mode,
+            fusion=settings.search.fusion,
+            candidates=settings.search.candidates,
+            fallback=args.mode is None,  # the default mode falls back to dense in older collections
         )
     finally:
         client.close()

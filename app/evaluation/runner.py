@@ -8,6 +8,7 @@ document ids; a document's score is its best chunk's score.
 
 from __future__ import annotations
 
+import json
 import logging
 import tempfile
 import time
@@ -99,11 +100,31 @@ class BeirResult:
     search_seconds: float
     docs_per_second: float
     failed_documents: int = 0
+    mode: str = "dense"
+    fusion: str | None = None
+    representations: dict[str, Any] = field(default_factory=dict)
+    index: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (metric keys as the CLI documents them)."""
         return asdict(self)
+
+
+def _build_info(location: Path, collection: str, *, fresh: bool, info: dict[str, Any]) -> dict[str, Any]:
+    """What building a collection cost: saved beside a kept store when it was built, read back on reuse."""
+    path = location / f"{collection}.build.json"
+    if fresh or not path.is_file():
+        if location.is_dir():
+            path.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+        return {**info, "reused": False}
+    saved: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return {**saved, "reused": True}
+
+
+def _folder_bytes(folder: Path) -> int:
+    """Bytes of the files under a folder (the embedded store's size on disk)."""
+    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
 
 
 def _doc_id_from_file_name(file_name: str) -> str:
@@ -182,6 +203,8 @@ def run_beir(
     pdf_folder: Path | None = None,
     ignore_identical_ids: bool = True,
     on_progress: Callable[[str, int, int], None] | None = None,
+    mode: str | None = None,
+    keyword_weights: tuple[float, float] | None = None,
 ) -> BeirResult:
     """Ingest a BEIR corpus with the real ingest path, search every query, and score the run.
 
@@ -198,11 +221,15 @@ def run_beir(
         pdf_folder: where rendered PDFs are cached (``pdf`` format).
         ignore_identical_ids: drop hits whose doc id equals the query id (BEIR/MTEB convention).
         on_progress: called with (stage, done, total).
+        mode: retrieval mode of the searches (``None``: ``settings.search.mode``); fused modes
+            use ``settings.search.fusion``.
+        keyword_weights: re-weight the collection's keyword vectors to (chunk, keywords) weights
+            before searching (no re-embedding; see ``VectorStore.reweight_keywords``).
 
     Returns:
         The metrics and timings.
     """
-    from app.search import search
+    from app.search import MODES, search
     from ingest.pipeline import ingest_files
     from ingest.store import VectorStore, expected_record, open_client
 
@@ -230,6 +257,9 @@ def run_beir(
             started = time.perf_counter()
             failed = 0
             done = 0
+            embedded = 0
+            costs: dict[str, dict[str, float]] = {"seconds": {}, "items": {}}
+            skipped: list[str] = []
             for batch in _batches(dataset.corpus(), INGEST_BATCH_FILES):
                 report = ingest_files(
                     _sources(batch, dataset, corpus_format, pdf_folder or Path(tmp) / "pdfs"),
@@ -238,13 +268,40 @@ def run_beir(
                     store=store,
                 )
                 failed += sum(1 for f in report.files if f.status == "failed")
+                embedded += report.chunks_embedded
+                for kind in ("seconds", "items"):
+                    for name, value in report.representations.get(kind, {}).items():
+                        costs[kind][name] = costs[kind].get(name, 0) + value
+                skipped = report.skipped or skipped
                 done += len(batch)
                 if on_progress:
                     on_progress("ingest", done, dataset.corpus_size)
             ingest_seconds = time.perf_counter() - started
+            build = _build_info(
+                Path(location),
+                collection,
+                fresh=embedded > 0,
+                info={
+                    "seconds": round(ingest_seconds, 2),
+                    "chunks_embedded": embedded,
+                    "representation_seconds": {k: round(v, 2) for k, v in costs["seconds"].items()},
+                    "representation_items": {k: int(v) for k, v in costs["items"].items()},
+                    "skipped": skipped,
+                },
+            )
             found = store.require_record()
             store.check(found, record)
+            kw = found.representations.keywords
+            if (
+                keyword_weights is not None
+                and kw is not None
+                and keyword_weights != (kw.chunk_weight, kw.keyword_weight)
+            ):
+                found = store.reweight_keywords(*keyword_weights)
             chunks = store.count()
+            search_mode = mode or settings.search.mode
+            own = Path(location) / "collection" / collection  # the embedded store's folder of this collection
+            index_info = {"points": chunks, "bytes_on_disk": _folder_bytes(own) if own.is_dir() else None}
 
             search_started = time.perf_counter()
             run: dict[str, dict[str, float]] = {}
@@ -252,7 +309,15 @@ def run_beir(
             # distinct documents remain after taking each document's best chunk.
             chunk_k = top_k if chunks <= dataset.corpus_size else top_k * 3
             for index, (qid, text) in enumerate(dataset.queries.items(), start=1):
-                result = search(text, store=store, embedder=embedder, top_k=chunk_k)
+                result = search(
+                    text,
+                    store=store,
+                    embedder=embedder,
+                    top_k=chunk_k,
+                    mode=search_mode,
+                    fusion=settings.search.fusion,
+                    candidates=max(settings.search.candidates, chunk_k),
+                )
                 scores: dict[str, float] = {}
                 for hit in result.hits:
                     doc_id = _doc_id_from_file_name(hit.file_name)
@@ -282,6 +347,11 @@ def run_beir(
         search_seconds=round(search_seconds, 2),
         docs_per_second=round(dataset.corpus_size / ingest_seconds, 2) if ingest_seconds else 0.0,
         failed_documents=failed,
+        mode=search_mode,
+        fusion=settings.search.fusion if len(MODES.get(search_mode, ())) != 1 else None,
+        representations=found.representations.model_dump(mode="json", exclude_none=True),
+        index=index_info,
+        extra={"build": build},
         ndcg_at_10=round(metrics["ndcg_at_10"], 4),
         recall_at_100=round(metrics["recall_at_100"], 4),
         mrr_at_10=round(metrics["mrr_at_10"], 4),
