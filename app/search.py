@@ -16,7 +16,7 @@ collection was not built for is refused with the modes it does offer.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -335,6 +335,8 @@ def search(
     fusion: str = "rrf",
     candidates: int = 100,
     fallback: bool = False,
+    rrf_k: int | None = None,
+    weights: Mapping[str, float] | None = None,
 ) -> SearchResult:
     """Search a collection for the chunks closest to a query.
 
@@ -352,6 +354,8 @@ def search(
         fallback: when the collection lacks the mode's representations, search ``dense``
             instead (and say so in :attr:`SearchResult.note`) rather than raising; for a mode
             that comes from the settings' default rather than from the user.
+        rrf_k: rank constant of ``rrf`` (``None``: Qdrant's default).
+        weights: per-representation weights of ``rrf`` (missing names weigh 1).
 
     Returns:
         The hits, best first, and the instruction and mode the query ran with.
@@ -417,6 +421,8 @@ def search(
             offset=offset,
             fusion=fusion,
             candidates=max(candidates, offset + batch),
+            rrf_k=rrf_k,
+            weights=weights,
         )
         found = [(_to_hit(point), _file_sha(point)) for point in response.points]
         committed = _committed_hashes(store, {hit.source for hit, _ in found})
@@ -458,6 +464,8 @@ def _query(
     offset: int,
     fusion: str,
     candidates: int,
+    rrf_k: int | None = None,
+    weights: Mapping[str, float] | None = None,
 ) -> Any:
     """One ``query_points`` call: a single representation, or a fusion of one prefetch each."""
     from qdrant_client import models
@@ -486,14 +494,27 @@ def _query(
             with_payload=True,
         )
     prefetch = []
+    used: list[str] = []
     for name in components:
         query, using = query_of(name)
         if query is not None:
+            used.append(name)
             prefetch.append(models.Prefetch(query=query, using=using, filter=query_filter, limit=candidates))
+    fused: Any
+    if fusion == "dbsf":
+        fused = models.FusionQuery(fusion=models.Fusion.DBSF)
+    elif rrf_k is not None or weights:
+        fused = models.RrfQuery(
+            rrf=models.Rrf(
+                k=rrf_k, weights=[float((weights or {}).get(name, 1.0)) for name in used] if weights else None
+            )
+        )
+    else:
+        fused = models.FusionQuery(fusion=models.Fusion.RRF)
     return store.client.query_points(
         store.collection,
         prefetch=prefetch,
-        query=models.FusionQuery(fusion=models.Fusion.DBSF if fusion == "dbsf" else models.Fusion.RRF),
+        query=fused,
         query_filter=query_filter,
         limit=limit,
         offset=offset,

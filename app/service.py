@@ -359,5 +359,7 @@ class SearchService:
             mode=mode or self.settings.search.mode,
             fusion=self.settings.search.fusion,
             candidates=self.settings.search.candidates,
+            rrf_k=self.settings.search.rrf_k,
+            weights=self.settings.search.weights,
             fallback=mode is None,
         )

@@ -312,11 +312,39 @@ class SearchSettings(_Section):
         fusion: how fused modes combine their rankings: ``rrf`` (reciprocal rank fusion) or
             ``dbsf`` (distribution-based score fusion), both computed by Qdrant.
         candidates: candidates each fused representation contributes.
+        rrf_k: the rank constant of reciprocal rank fusion, ``1 / (k + rank)``; ``None`` keeps
+            Qdrant's default (2).
+        weights: weight of each representation's ranking in ``rrf``, by name (``dense``,
+            ``sparse``, ``sentences``, ``keywords``, ``questions``); missing names weigh 1.
     """
 
     mode: RetrievalMode = "dense"
     fusion: FusionMethod = "rrf"
     candidates: int = Field(default=100, ge=1, le=2000)
+    rrf_k: int | None = Field(default=None, ge=1, le=1000)
+    weights: dict[str, float] = Field(default_factory=dict)
+
+    @field_validator("weights")
+    @classmethod
+    def _known_representations(cls, value: dict[str, float]) -> dict[str, float]:
+        known = ("dense", "sparse", "sentences", "keywords", "questions")
+        for name, weight in value.items():
+            if name not in known:
+                raise ValueError(
+                    f"search.weights names {name!r}; use representation names: {', '.join(known)}"
+                )
+            if weight < 0:
+                raise ValueError(f"search.weights[{name!r}]={weight} must not be negative")
+        return value
+
+    def fusion_label(self) -> str:
+        """A short description of the fusion, e.g. ``rrf(k=60,sparse=0.5)``."""
+        if self.fusion != "rrf" or (self.rrf_k is None and not self.weights):
+            return self.fusion
+        parts = ([f"k={self.rrf_k}"] if self.rrf_k is not None else []) + [
+            f"{name}={weight:g}" for name, weight in sorted(self.weights.items())
+        ]
+        return f"rrf({','.join(parts)})"
 
 
 class Settings(BaseSettings):

@@ -401,3 +401,34 @@ def test_langchain_reads_the_dense_vector_of_a_hybrid_collection(tmp_path: Path)
     ours = search("statins cholesterol", store=store, embedder=embedder, mode="dense", top_k=2)
     assert [d.metadata["file_name"] for d, _ in docs] == [h.file_name for h in ours.hits]
     assert [s for _, s in docs] == pytest.approx([h.score for h in ours.hits], abs=1e-5)
+
+
+def test_weighted_rrf_follows_the_weights(tmp_path: Path) -> None:
+    settings = load_settings(data_dir=str(tmp_path / "data"), model={"backend": "fake"})
+    store = build(settings)
+    embedder = make_embedder(settings.model)
+    query = "blood pain sunlight"
+    dense = [h.file_name for h in search(query, store=store, embedder=embedder, mode="dense", top_k=4).hits]
+    sparse = [h.file_name for h in search(query, store=store, embedder=embedder, mode="sparse", top_k=4).hits]
+    only_dense = search(
+        query, store=store, embedder=embedder, mode="hybrid", top_k=4, weights={"sparse": 0.0}
+    )
+    assert [h.file_name for h in only_dense.hits] == dense
+    only_sparse = search(
+        query, store=store, embedder=embedder, mode="hybrid", top_k=4, weights={"dense": 0.0}
+    )
+    assert [h.file_name for h in only_sparse.hits][: len(sparse)] == sparse
+    k60 = search(query, store=store, embedder=embedder, mode="hybrid", top_k=4, rrf_k=60)
+    # Qdrant's RRF: 1 / (k + rank) per list, rank from 0; two lists at most.
+    assert 1 / 63 <= k60.hits[0].score <= 2 / 60 + 1e-9
+
+
+def test_fusion_settings_are_validated() -> None:
+    from config import ConfigError
+
+    settings = load_settings(search={"rrf_k": 60, "weights": {"sparse": 0.5}})
+    assert settings.search.fusion_label() == "rrf(k=60,sparse=0.5)"
+    with pytest.raises(ConfigError, match="bm42"):
+        load_settings(search={"weights": {"bm42": 1.0}})
+    with pytest.raises(ConfigError, match="search.mode"):
+        load_settings(search={"mode": "telepathy"})

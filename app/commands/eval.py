@@ -170,7 +170,9 @@ def _beir_handler(args: argparse.Namespace, settings: Settings) -> int:
             # a dense run on a collection with more representations is a different build
             key += f"-{result['mode'].replace('+', '-')}"
             if result.get("fusion") and result["fusion"] != "rrf":
-                key += f"-{result['fusion']}"
+                key += "-" + "".join(
+                    ch if ch.isalnum() or ch in ".=" else "-" for ch in result["fusion"]
+                ).strip("-")
         keywords = result.get("representations", {}).get("keywords")
         if keywords and "keywords" in result.get("mode", ""):
             key += f"-kw{keywords['chunk_weight']:g}-{keywords['keyword_weight']:g}"

@@ -107,6 +107,8 @@ def run_search(args: argparse.Namespace, settings: Settings) -> int:
             mode=args.mode or settings.search.mode,
             fusion=settings.search.fusion,
             candidates=settings.search.candidates,
+            rrf_k=settings.search.rrf_k,
+            weights=settings.search.weights,
             fallback=args.mode is None,  # the default mode falls back to dense in older collections
         )
     finally:

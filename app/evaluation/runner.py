@@ -317,6 +317,8 @@ def run_beir(
                     mode=search_mode,
                     fusion=settings.search.fusion,
                     candidates=max(settings.search.candidates, chunk_k),
+                    rrf_k=settings.search.rrf_k,
+                    weights=settings.search.weights,
                 )
                 scores: dict[str, float] = {}
                 for hit in result.hits:
@@ -348,7 +350,7 @@ def run_beir(
         docs_per_second=round(dataset.corpus_size / ingest_seconds, 2) if ingest_seconds else 0.0,
         failed_documents=failed,
         mode=search_mode,
-        fusion=settings.search.fusion if len(MODES.get(search_mode, ())) != 1 else None,
+        fusion=settings.search.fusion_label() if len(MODES.get(search_mode, ())) != 1 else None,
         representations=found.representations.model_dump(mode="json", exclude_none=True),
         index=index_info,
         extra={"build": build},
