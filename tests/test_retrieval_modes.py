@@ -383,6 +383,8 @@ def test_eval_beir_mode_and_keyword_weights(tmp_path: Path, capsys: pytest.Captu
     assert results == ["tiny-test-json-default-hybrid.json", "tiny-test-json-default-sparse.json"]
     markdown = (tmp_path / "docs" / "benchmarks.md").read_text()
     assert "| tiny | test | json | hybrid | default |" in markdown
+    assert "### Retrieval modes and representations" in markdown
+    assert "| tiny | test | json | sparse |  | dense+sparse | 1.0000 |" in markdown
 
 
 def test_langchain_reads_the_dense_vector_of_a_hybrid_collection(tmp_path: Path) -> None:
