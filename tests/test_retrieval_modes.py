@@ -434,3 +434,13 @@ def test_fusion_settings_are_validated() -> None:
         load_settings(search={"weights": {"bm42": 1.0}})
     with pytest.raises(ConfigError, match="search.mode"):
         load_settings(search={"mode": "telepathy"})
+
+
+def test_cli_ingest_reports_the_skipped_question_representation(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "a.txt").write_text(DOCS["cats.txt"])
+    assert main(["ingest", str(folder), "--backend", "fake", "--data-dir", str(tmp_path / "data")]) == 0
+    assert "skipped representation questions: no generator model is configured" in capsys.readouterr().out

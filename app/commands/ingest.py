@@ -130,6 +130,8 @@ def _print_report(report: IngestReport) -> None:
         print(f"removed {report.repaired} leftover chunks of an interrupted earlier run")
     if report.truncated:
         print(f"warning: {report.truncated} chunks were longer than the model's limit and were truncated")
+    for note in report.skipped:
+        print(f"skipped representation {note}")
 
 
 def run_ingest(args: argparse.Namespace, settings: Settings) -> int:
