@@ -432,7 +432,7 @@ def test_fusion_settings_are_validated() -> None:
     assert settings.search.fusion_label() == "rrf(k=60,sparse=0.5)"
     with pytest.raises(ConfigError, match="bm42"):
         load_settings(search={"weights": {"bm42": 1.0}})
-    with pytest.raises(ConfigError, match="search.mode"):
+    with pytest.raises(ConfigError, match=r"search\.mode"):
         load_settings(search={"mode": "telepathy"})
 
 
