@@ -16,6 +16,13 @@ from ingest import VectorStore, discover, ingest_files, open_client
 
 pytestmark = pytest.mark.shared_data
 
+
+@pytest.fixture(autouse=True)
+def _data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Commands (and their subprocesses) keep caches and exports under the test's folder."""
+    monkeypatch.setenv("INSTRUCTOR_SEARCH_DATA_DIR", str(tmp_path / "data"))
+
+
 #: The files that must fail, and a word their reason must contain.
 BAD = {
     "empty_page-without-contents.pdf": "no text layer",
