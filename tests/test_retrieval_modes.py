@@ -444,3 +444,40 @@ def test_cli_ingest_reports_the_skipped_question_representation(
     (folder / "a.txt").write_text(DOCS["cats.txt"])
     assert main(["ingest", str(folder), "--backend", "fake", "--data-dir", str(tmp_path / "data")]) == 0
     assert "skipped representation questions: no generator model is configured" in capsys.readouterr().out
+
+
+@pytest.mark.shared_data
+def test_questions_from_a_configured_generator_end_to_end(tmp_path: Path) -> None:
+    """A tiny, randomly initialised T5 (tokenizer of the tiny-instructor fixture) stands in for FLAN-T5.
+
+    Its questions are gibberish, but they are really generated, embedded and stored by the same
+    code path a real FLAN-T5 checkpoint takes.
+    """
+    import torch
+    from conftest import shared_path
+    from transformers import AutoTokenizer, T5Config, T5ForConditionalGeneration
+
+    fixture = shared_path("fixtures", "tiny-instructor", "model")
+    torch.manual_seed(0)
+    config = T5Config.from_pretrained(fixture, architectures=["T5ForConditionalGeneration"], use_cache=True)
+    generator = tmp_path / "tiny-t5-generator"
+    T5ForConditionalGeneration(config).save_pretrained(generator)
+    AutoTokenizer.from_pretrained(fixture).save_pretrained(generator)
+
+    settings = load_settings(
+        data_dir=str(tmp_path / "data"),
+        model={"backend": "fake"},
+        index={"questions": {"generator": str(generator), "count": 2, "max_new_tokens": 8}},
+    )
+    store = build(settings)
+    record = store.require_record()
+    assert record.representations.questions is not None
+    assert record.representations.questions.generator == str(generator)
+    assert "questions" in available_modes(record)
+    points, _ = store.client.scroll(store.collection, limit=10, with_vectors=True, with_payload=True)
+    for point in points:
+        questions = point.payload["metadata"]["questions"]
+        assert 1 <= len(questions) <= 2 and all(isinstance(q, str) and q for q in questions)
+        assert "questions" in point.vector  # type: ignore[operator]
+    result = search("statins", store=store, embedder=make_embedder(settings.model), mode="hybrid+questions")
+    assert result.mode == "hybrid+questions" and result.hits
