@@ -571,11 +571,6 @@ class _Run:
         self.emit(open_file.index, "stored", done=open_file.chunk_count, total=open_file.chunk_count)
 
 
-def source_text(data: bytes, source: SourceFile, *, password: str | None = None) -> ExtractedText:
-    """Extract the text of a source file's bytes (see :func:`ingest.extract.extract_text`)."""
-    return extract_text(data, file_name=source.file_name, password=password)
-
-
 def ingest_files(
     files: Sequence[SourceFile],
     *,
