@@ -481,3 +481,19 @@ def test_questions_from_a_configured_generator_end_to_end(tmp_path: Path) -> Non
         assert "questions" in point.vector  # type: ignore[operator]
     result = search("statins", store=store, embedder=make_embedder(settings.model), mode="hybrid+questions")
     assert result.mode == "hybrid+questions" and result.hits
+
+
+def test_document_filter_applies_to_every_fused_representation(tmp_path: Path) -> None:
+    settings = all_settings(tmp_path)
+    store = build(settings)
+    embedder = make_embedder(settings.model)
+    for mode in ("sparse", "hybrid", "hybrid+sentences", "hybrid+keywords", "all"):
+        result = search(
+            "statins cholesterol lava",
+            store=store,
+            embedder=embedder,
+            mode=mode,
+            documents=["volcano.txt"],
+            top_k=4,
+        )
+        assert [hit.file_name for hit in result.hits] == ["volcano.txt"], mode
