@@ -36,8 +36,7 @@ typecheck: setup
 	$(BIN)/mypy
 
 bench: setup
-	$(BIN)/instructor-search bench
-	$(BIN)/python bench/ingest_bench.py
+	$(BIN)/instructor-search bench --record
 
 eval: setup
 	$(BIN)/instructor-search eval all

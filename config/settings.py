@@ -62,11 +62,12 @@ class ModelSettings(_Section):
         batch_size: texts per forward pass.
         max_seq_length: override of the model's token limit; ``None`` keeps the model's own.
         normalize: L2-normalise embeddings (cosine distance is used either way).
-        runtime: inference runtime of the transformer for ingest and evaluation: ``torch``,
-            ``onnx`` (ONNX Runtime, fp32, exported once into ``<data_dir>/models``) or
-            ``onnx-int8`` (dynamically quantised); see docs/notes/speed.md for the measurements.
-        query_runtime: runtime for embedding search queries (one short text at a time);
-            ``None`` uses ``runtime``.
+        runtime: inference runtime of the transformer: ``onnx`` (the default: ONNX Runtime,
+            fp32, exported once into ``<data_dir>/models``; same vectors as torch, several times
+            faster for single queries), ``torch``, or ``onnx-int8`` (dynamically quantised,
+            approximate); docs/notes/speed.md has the measurements behind the default.
+        query_runtime: runtime for embedding search queries in the search CLI; ``None`` (the
+            default) uses ``runtime``.
         sort_window: ingest sorts this many batches of queued chunks (across files) by length
             before cutting them into batches, so that each batch pads little; 1 keeps arrival order.
     """
@@ -77,8 +78,8 @@ class ModelSettings(_Section):
     batch_size: int = Field(default=32, ge=1, le=4096)
     max_seq_length: int | None = Field(default=None, ge=8)
     normalize: bool = True
-    runtime: Runtime = "torch"
-    query_runtime: Runtime | None = "onnx"
+    runtime: Runtime = "onnx"
+    query_runtime: Runtime | None = None
     sort_window: int = Field(default=8, ge=1, le=1024)
 
 

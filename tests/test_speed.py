@@ -344,3 +344,56 @@ def test_default_model_onnx_matches_torch_and_excludes_the_instruction(tmp_path:
     with_prompt = onnx_embedder.embed(texts, instruction)
     model.set_pooling_include_prompt(include_prompt=False)
     assert float(np.max(np.sum(with_prompt * got, axis=1))) < 0.9999
+
+
+# -- the bench's own arithmetic and a smoke run ----------------------------------------------------------
+
+
+def test_padding_share_and_top_k_overlap_by_hand() -> None:
+    from app.evaluation.accuracy import top_k_overlap
+    from app.evaluation.throughput import padding_share
+
+    # Batches of 2: [4, 2] pads to 8 (2 padding), [3, 3] to 6 (none): 2 of 14 positions.
+    assert padding_share([4, 2, 3, 3], 2) == pytest.approx(2 / 14)
+    reference = np.array([[0.9, 0.8, 0.1, 0.0], [0.0, 0.1, 0.2, 0.3]])
+    other = np.array([[0.9, 0.1, 0.8, 0.0], [0.0, 0.1, 0.2, 0.3]])
+    assert top_k_overlap(reference, other, k=2) == pytest.approx((0.5 + 1.0) / 2)
+
+
+def test_bench_command_prints_the_headline_figures(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from app.cli import main
+
+    status = main(
+        [
+            "bench",
+            "--backend",
+            "fake",
+            "--runtimes",
+            "torch",
+            "--sizes",
+            "500",
+            "--queries",
+            "3",
+            "--passages",
+            "10",
+            "--repeats",
+            "1",
+            "--pdfs",
+            "1",
+            "--skip",
+            "cold,memory,accuracy",
+            "--data",
+            str(tmp_path / "no-shared-data"),
+            "--json",
+        ]
+    )
+    assert status == 0
+    figures = json.loads(capsys.readouterr().out)
+    for key in ("query_p50_ms_500", "query_p95_ms_500", "ingest_ratio", "reingest_ratio", "padding_pipeline"):
+        assert isinstance(figures[key], float), key
+    assert figures["reingest"]["reingest_chunks_encoded"] <= 2  # only the edited page's chunks
+    assert figures["latency"]["torch"]["vector_search_ms_500"] > 0

@@ -1,26 +1,52 @@
-"""The ``bench`` subcommand: query latency (embed + search) at 10k/50k chunks and peak RSS."""
+"""The ``bench`` subcommand: query latency, ingest throughput, re-ingest, efficiency, cold start, memory.
+
+``instructor-search bench --json`` prints the headline figures (``query_p50_ms_10k``,
+``query_p50_ms_50k``, ``ingest_ratio``, ``reingest_ratio``, ...) and every figure per runtime;
+``--record`` saves them under ``docs/results/`` and re-renders ``docs/benchmarks.md``.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from app.evaluation.record import DOCS, save_result
-from config import Settings
+from config import Runtime, Settings
+
+PARTS = ("latency", "throughput", "reingest", "memory", "cold", "accuracy")
 
 
 def register(subparsers: Any) -> None:
     """Add ``bench``."""
-    parser = subparsers.add_parser("bench", help="measure query latency, ingest throughput and memory")
+    parser = subparsers.add_parser(
+        "bench", help="measure query latency, ingest throughput, re-ingest, cold start and memory"
+    )
+    parser.add_argument(
+        "--runtimes", default="torch,onnx,onnx-int8", help="runtimes to measure (default: all three)"
+    )
     parser.add_argument("--sizes", default="10000,50000", help="store sizes in chunks (default 10000,50000)")
     parser.add_argument("--queries", type=int, default=50, help="real queries per pass (default 50)")
     parser.add_argument(
-        "--repeats", type=int, default=5, help="passes per size; figures are medians (default 5)"
+        "--repeats", type=int, default=5, help="passes/rounds per figure; figures are medians (default 5)"
     )
     parser.add_argument(
         "--passages", type=int, default=300, help="real passages embedded for the store (default 300)"
+    )
+    parser.add_argument("--pdfs", type=int, default=10, help="PDFs (3 pages each) of the ingest corpus")
+    parser.add_argument("--skip", default="", help=f"comma-separated parts to leave out: {', '.join(PARTS)}")
+    parser.add_argument(
+        "--accuracy-passages", type=int, default=500, help="NFCorpus passages for the accuracy check"
+    )
+    parser.add_argument(
+        "--ndcg",
+        action="append",
+        default=[],
+        metavar="RUNTIME=FILE",
+        help="NFCorpus nDCG@10 of a runtime: the JSON of `eval beir ... --runtime RUNTIME --json` (repeatable)",
     )
     parser.add_argument("--data", default=str(Path("..") / "shared" / "data"), help="shared data folder")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
@@ -31,27 +57,180 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=_handler)
 
 
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
 def _handler(args: argparse.Namespace, settings: Settings) -> int:
     from app.cli import print_json
-    from app.evaluation.latency import load_corpus, measure_latency
-    from embedder import make_embedder
 
     try:
         sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     except ValueError:
         print(f"error: --sizes {args.sizes!r} must be comma-separated whole numbers", file=sys.stderr)
         return 2
-    data = Path(args.data)
-    corpus = load_corpus(data if data.is_dir() else None, args.passages, args.queries)
-    embedder = make_embedder(settings.model)
-    print(f"latency: {len(corpus.passages)} real passages from {corpus.name}, sizes {sizes}", file=sys.stderr)
-    figures: dict[str, Any] = {"model": embedder.model_id}
-    figures.update(measure_latency(settings, embedder, corpus, sizes, repeats=args.repeats))
+    runtimes = [r.strip() for r in args.runtimes.split(",") if r.strip()]
+    unknown = [r for r in runtimes if r not in ("torch", "onnx", "onnx-int8")]
+    skip = {p.strip() for p in args.skip.split(",") if p.strip()}
+    if unknown or skip - set(PARTS):
+        print(
+            f"error: unknown runtime(s) {unknown} or part(s) {sorted(skip - set(PARTS))}; "
+            f"runtimes: torch, onnx, onnx-int8; parts: {', '.join(PARTS)}",
+            file=sys.stderr,
+        )
+        return 2
+    chosen = [cast(Runtime, r) for r in runtimes]
+    ndcg: dict[str, Path] = {}
+    for item in args.ndcg:
+        runtime, _, file = item.partition("=")
+        if not file:
+            print(f"error: --ndcg {item!r} must be RUNTIME=FILE", file=sys.stderr)
+            return 2
+        ndcg[runtime] = Path(file)
+    data = Path(args.data) if Path(args.data).is_dir() else None
+    with tempfile.TemporaryDirectory(prefix="instructor-search-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        # One data folder for the whole run: ONNX exports are made once (outside the timings).
+        base = settings.model_copy(update={"data_dir": tmp / "data"})
+        figures = _run(args, base, tmp, data, chosen, sizes, skip, ndcg)
     if args.record:
-        save_result("latency", "query-latency", figures, command=args.command_line, docs=Path(args.docs_dir))
+        _record(figures, args.command_line, Path(args.docs_dir))
     if args.json:
         print_json(figures)
     else:
         for key, value in figures.items():
-            print(f"{key:>24}: {value}")
+            print(f"{key:>28}: {value}")
     return 0
+
+
+def _run(
+    args: argparse.Namespace,
+    base: Settings,
+    tmp: Path,
+    data: Path | None,
+    runtimes: list[Runtime],
+    sizes: list[int],
+    skip: set[str],
+    ndcg: dict[str, Path],
+) -> dict[str, Any]:
+    from app.evaluation import throughput
+    from app.evaluation.latency import load_corpus, measure_latency
+    from embedder import Embedder, make_embedder
+
+    query_runtime = base.model.query_runtime or base.model.runtime
+    ingest_runtime = base.model.runtime
+    figures: dict[str, Any] = {
+        "model": base.model.name,
+        "query_runtime": query_runtime,
+        "ingest_runtime": ingest_runtime,
+        "load_avg_1m_before": round(os.getloadavg()[0], 2),
+    }
+    for runtime in runtimes:  # export (and quantise) once, outside every timing
+        make_embedder(base, runtime=runtime, cache=False)
+    figures["matmul_peak_gflops"] = round(throughput.matmul_peak_gflops(args.repeats), 2)
+
+    if "latency" not in skip:
+        corpus = load_corpus(data, args.passages, args.queries)
+        _say(
+            f"latency: {len(corpus.passages)} passages from {corpus.name}, sizes {sizes}, runtimes {runtimes}"
+        )
+        embedders: dict[str, Embedder] = {
+            r: make_embedder(base, purpose="query", runtime=r, cache=False) for r in runtimes
+        }
+        figures["latency"] = measure_latency(base, embedders, corpus, sizes, repeats=args.repeats)
+        headline = figures["latency"].get(query_runtime) or next(iter(figures["latency"].values()))
+        for key, value in headline.items():
+            if key.startswith("query_p"):
+                figures[key] = value
+
+    corpus_folder = tmp / "corpus-1x"
+    source = throughput.passages(data)
+    pdfs = throughput.build_corpus(corpus_folder, args.pdfs, source)
+    if "throughput" not in skip:
+        figures["throughput"] = {}
+        for runtime in runtimes:
+            _say(f"throughput: {runtime}, {len(pdfs)} PDFs, {args.repeats} rounds")
+            entry = throughput.measure_throughput(base, tmp / "throughput", pdfs, runtime, args.repeats)
+            figures["throughput"][runtime] = {
+                "corpus": f"{throughput.corpus_name(data)}, {len(pdfs)} PDFs, "
+                f"{len(pdfs) * throughput.PAGES_PER_PDF} pages",
+                **entry,
+            }
+        main = figures["throughput"].get(ingest_runtime) or next(iter(figures["throughput"].values()))
+        figures["ingest_ratio"] = main["ratio"]
+        figures["ingest_ratio_cpu_time"] = main["ratio_cpu_time"]
+        figures["padding_pipeline"] = main["padding_pipeline"]
+        figures["instruction_tokens"] = main["instruction_tokens"]
+        figures["instruction_token_share"] = main["instruction_token_share"]
+        if "encode_gflops" in main:
+            figures["encode_gflops"] = main["encode_gflops"]
+            figures["efficiency_ratio"] = round(main["encode_gflops"] / figures["matmul_peak_gflops"], 3)
+
+    if "reingest" not in skip:
+        _say(f"re-ingest: a {throughput.REINGEST_PAGES}-page PDF, one page edited, {args.repeats} repeats")
+        figures["reingest"] = throughput.measure_reingest(
+            base, tmp / "reingest", data, ingest_runtime, args.repeats
+        )
+        figures["reingest_ratio"] = figures["reingest"]["reingest_ratio"]
+
+    if "cold" not in skip:
+        figures["cold_start"] = {}
+        for runtime in runtimes:
+            _say(f"cold start: {runtime}")
+            cli = throughput.measure_cold_start(base, base.data_dir, runtime, args.repeats)
+            figures["cold_start"][f"cli-{runtime}"] = cli
+        app_runtime = ingest_runtime
+        figures["cold_start"][f"app-{app_runtime}"] = throughput.measure_cold_start(
+            base, base.data_dir, app_runtime, args.repeats, app=True
+        )
+        figures["cli_cold_start_s"] = figures["cold_start"].get(f"cli-{query_runtime}", {}).get("process_s")
+        figures["app_cold_start_s"] = figures["cold_start"][f"app-{app_runtime}"]["process_s"]
+
+    if "memory" not in skip:
+        folders = {"1x": corpus_folder, "4x": tmp / "corpus-4x", "16x": tmp / "corpus-16x"}
+        throughput.build_corpus(folders["4x"], args.pdfs * 4, source)
+        backend = base.model.backend
+        runs = [(backend, "1x"), (backend, "4x")]
+        if backend != "fake":  # the pipeline's own memory, without the model's buffers, up to 16x
+            throughput.build_corpus(folders["16x"], args.pdfs * 16, source)
+            runs += [("fake", "1x"), ("fake", "4x"), ("fake", "16x")]
+        figures["memory"] = {}
+        for run_backend, label in runs:
+            _say(f"memory: {run_backend} {label}")
+            entry = throughput.measure_memory(base, folders[label], ingest_runtime, backend=run_backend)
+            figures["memory"][f"{run_backend}-{label}"] = {
+                "backend": run_backend,
+                "runtime": ingest_runtime if run_backend != "fake" else None,
+                "pdfs": len(list(folders[label].glob("*.pdf"))),
+                **entry,
+            }
+        figures["peak_rss_mb"] = max(
+            entry["peak_rss_mb"] for entry in figures["memory"].values() if entry["backend"] == backend
+        )
+
+    if "accuracy" not in skip:
+        from app.evaluation.accuracy import measure_accuracy
+
+        corpus = load_corpus(data, args.accuracy_passages, 1000)
+        _say(f"accuracy: {len(corpus.passages)} passages, {len(corpus.queries)} queries from {corpus.name}")
+        figures["accuracy"] = measure_accuracy(base, corpus, runtimes, ndcg=ndcg)
+    figures["load_avg_1m_after"] = round(os.getloadavg()[0], 2)
+    return figures
+
+
+def _record(figures: dict[str, Any], command: str, docs: Path) -> None:
+    """Save the headline figures and one result per runtime and part."""
+    summary = {key: value for key, value in figures.items() if not isinstance(value, dict | list)}
+    for label, entry in figures.get("cold_start", {}).items():
+        summary[f"cold_start_{label}_s"] = entry["process_s"]
+    for runtime, entry in figures.get("latency", {}).items():
+        save_result("latency", f"query-latency-{runtime}", entry, command=command, docs=docs)
+    for runtime, entry in figures.get("throughput", {}).items():
+        save_result("ingest", f"throughput-{runtime}", entry, command=command, docs=docs)
+    for label, entry in figures.get("memory", {}).items():
+        save_result("ingest", f"memory-{label}", entry, command=command, docs=docs)
+    if "reingest" in figures:
+        save_result("ingest", "reingest-50-pages", figures["reingest"], command=command, docs=docs)
+    for entry in figures.get("accuracy", []):
+        save_result("accuracy", f"runtime-{entry['runtime']}", entry, command=command, docs=docs)
+    save_result("speed", "summary", summary, command=command, docs=docs)

@@ -1,4 +1,4 @@
-"""Query latency (embed + search) at 10k and 50k chunks in the embedded store.
+"""Query latency (embed + search) at 10k and 50k chunks in the embedded store, per runtime.
 
 Encoding 50k chunks takes over an hour on 2 cores, so the store is filled with *real* chunk
 vectors (a few hundred real passages embedded by the model, under the document instruction),
@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import resource
 import statistics
-import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -112,79 +111,123 @@ def fill_store(store: Any, base: np.ndarray, texts: Sequence[str], size: int, *,
         written += n
 
 
+def _time_ms(fn: Any, *args: Any, **kwargs: Any) -> float:
+    started = time.perf_counter()
+    fn(*args, **kwargs)
+    return (time.perf_counter() - started) * 1000
+
+
 def measure_latency(
     settings: Settings,
-    embedder: Embedder,
+    embedders: Mapping[str, Embedder],
     corpus: Corpus,
     sizes: Sequence[int],
     *,
     repeats: int = 5,
-) -> dict[str, Any]:
-    """p50/p95 of embed+search per store size; each figure is the median over ``repeats`` passes.
+) -> dict[str, dict[str, Any]]:
+    """p50/p95 of embed+search per runtime and store size; each figure is the median over ``repeats`` passes.
+
+    Each size is filled once (in the embedded local mode, in memory: the same search code as
+    the on-disk embedded store, without writing the points to disk) and searched with every
+    runtime's query embedder. Besides the end-to-end time of :func:`app.search.search`, the
+    parts are timed alone: the query embedding, the vector search as ``search`` asks for it,
+    and the manifest check of the hits' files.
 
     Args:
-        settings: base settings (the store is a temporary embedded folder).
-        embedder: the query embedder.
+        settings: base settings (the store is a temporary in-memory embedded store).
+        embedders: query embedders by runtime; the first also embeds the passages.
         corpus: passages (embedded once) and queries.
         sizes: store sizes in chunks.
         repeats: passes over the queries per size.
 
     Returns:
-        Figures keyed ``query_p50_ms_10k``-style, plus ``peak_rss_mb``.
+        ``runtime -> figures`` keyed ``query_p50_ms_10k``-style.
     """
     from app.search import search
     from ingest.store import DocumentManifest, VectorStore, expected_record, open_client
 
-    record = expected_record(settings, embedder)
-    base = embedder.embed(corpus.passages, record.instructions.get("document"))
-    results: dict[str, Any] = {
-        "corpus": corpus.name,
-        "base_passages": len(corpus.passages),
-        "queries": len(corpus.queries),
-        "repeats": repeats,
+    first = next(iter(embedders.values()))
+    record = expected_record(settings, first)
+    base = first.embed(corpus.passages, record.instructions.get("document"))
+    query_instruction = record.instructions.get("query")
+    results: dict[str, dict[str, Any]] = {
+        runtime: {
+            "runtime": runtime,
+            "corpus": corpus.name,
+            "base_passages": len(corpus.passages),
+            "queries": len(corpus.queries),
+            "repeats": repeats,
+        }
+        for runtime in embedders
     }
     for size in sizes:
-        with tempfile.TemporaryDirectory(prefix="instructor-search-bench-") as tmp:
-            run_settings = settings.model_copy(
-                update={
-                    "qdrant": settings.qdrant.model_copy(update={"path": str(Path(tmp) / "q"), "url": None})
-                }
-            )
-            client = open_client(run_settings)
-            try:
-                store = VectorStore(client, "bench", local=True)
-                store.ensure(record)
-                fill_store(store, base, corpus.passages, size)
-                for i in range(len(corpus.passages)):
-                    store.commit_document(
-                        DocumentManifest(
-                            source=f"bench:{i}",
-                            file_name=f"passage-{i}.txt",
-                            file_sha256="bench",
-                            chunks=0,
-                            ingested_at="",
-                        )
+        run_settings = settings.model_copy(
+            update={"qdrant": settings.qdrant.model_copy(update={"path": ":memory:", "url": None})}
+        )
+        client = open_client(run_settings)
+        try:
+            store = VectorStore(client, "bench", local=True)
+            store.ensure(record)
+            fill_store(store, base, corpus.passages, size)
+            for i in range(len(corpus.passages)):
+                store.commit_document(
+                    DocumentManifest(
+                        source=f"bench:{i}",
+                        file_name=f"passage-{i}.txt",
+                        file_sha256="bench",
+                        chunks=0,
+                        ingested_at="",
                     )
+                )
+            label = f"{size // 1000}k" if size % 1000 == 0 else str(size)
+            for runtime, embedder in embedders.items():
                 for query in corpus.queries[:5]:  # warm-up
                     search(query, store=store, embedder=embedder, top_k=10)
-                p50s, p95s, embed_ms = [], [], []
+                vectors = [embedder.embed([q], query_instruction)[0].tolist() for q in corpus.queries]
+                p50s, p95s, embed_ms, search_ms, manifest_ms = [], [], [], [], []
                 for _ in range(repeats):
-                    timings = []
-                    for query in corpus.queries:
-                        started = time.perf_counter()
-                        search(query, store=store, embedder=embedder, top_k=10)
-                        timings.append((time.perf_counter() - started) * 1000)
+                    timings = [
+                        _time_ms(search, query, store=store, embedder=embedder, top_k=10)
+                        for query in corpus.queries
+                    ]
                     p50s.append(_percentile(timings, 50))
                     p95s.append(_percentile(timings, 95))
-                    started = time.perf_counter()
-                    for query in corpus.queries:
-                        embedder.embed([query], record.instructions.get("query"))
-                    embed_ms.append((time.perf_counter() - started) * 1000 / len(corpus.queries))
-            finally:
-                client.close()
-        label = f"{size // 1000}k" if size % 1000 == 0 else str(size)
-        results[f"query_p50_ms_{label}"] = round(statistics.median(p50s), 2)
-        results[f"query_p95_ms_{label}"] = round(statistics.median(p95s), 2)
-        results[f"embed_only_ms_{label}"] = round(statistics.median(embed_ms), 2)
-    results["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+                    embed_ms.append(
+                        statistics.median(
+                            _time_ms(embedder.embed, [query], query_instruction) for query in corpus.queries
+                        )
+                    )
+                    searched, checked = [], []
+                    for vector in vectors:
+                        started = time.perf_counter()
+                        response = client.query_points(
+                            store.collection, query=vector, limit=20, with_payload=True
+                        )
+                        searched.append((time.perf_counter() - started) * 1000)
+                        sources = {
+                            (p.payload or {}).get("metadata", {}).get("source") for p in response.points
+                        }
+                        checked.append(
+                            _time_ms(_committed, store, {s for s in sources if isinstance(s, str)})
+                        )
+                    search_ms.append(statistics.median(searched))
+                    manifest_ms.append(statistics.median(checked))
+                figures = results[runtime]
+                figures[f"query_p50_ms_{label}"] = round(statistics.median(p50s), 2)
+                figures[f"query_p95_ms_{label}"] = round(statistics.median(p95s), 2)
+                figures[f"embed_ms_{label}"] = round(statistics.median(embed_ms), 2)
+                figures[f"vector_search_ms_{label}"] = round(statistics.median(search_ms), 2)
+                figures[f"manifest_check_ms_{label}"] = round(statistics.median(manifest_ms), 2)
+        finally:
+            client.close()
+    peak = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    for figures in results.values():
+        figures["peak_rss_mb"] = peak
     return results
+
+
+def _committed(store: Any, sources: set[str]) -> dict[str, str]:
+    """The manifest check :func:`app.search.search` makes for a page of hits."""
+    from app.search import _committed_hashes
+
+    return _committed_hashes(store, sources)
