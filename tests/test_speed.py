@@ -397,3 +397,28 @@ def test_bench_command_prints_the_headline_figures(
         assert isinstance(figures[key], float), key
     assert figures["reingest"]["reingest_chunks_encoded"] <= 2  # only the edited page's chunks
     assert figures["latency"]["torch"]["vector_search_ms_500"] > 0
+
+
+def test_an_eval_rerun_on_the_same_corpus_encodes_nothing(tmp_path: Path) -> None:
+    from test_eval_runner import make_folder
+
+    from app.evaluation.beir import load_beir
+    from app.evaluation.runner import InstructionChoice, run_beir
+
+    settings = load_settings(data_dir=str(tmp_path / "data"), model={"backend": "fake"})
+    dataset = load_beir(make_folder(tmp_path), "test")
+    results, encoded = [], []
+    for _ in range(2):  # two processes' worth: a fresh embedder over the same cache file each time
+        embedder = make_embedder(settings)
+        assert isinstance(embedder, CachedEmbedder)
+        before = embedder.stats.texts
+        results.append(
+            run_beir(
+                dataset, settings=settings, embedder=embedder, instructions=InstructionChoice.parse("default")
+            )
+        )
+        encoded.append(embedder.stats.texts - before)
+        embedder.cache.close()
+    assert encoded[0] == 4 + 3  # documents and queries
+    assert encoded[1] == 0
+    assert results[0].ndcg_at_10 == results[1].ndcg_at_10
