@@ -355,6 +355,11 @@ def make_embedder(
         if purpose == "query"
         else model_settings.runtime
     )
+    explicit = runtime is not None or bool({"runtime", "query_runtime"} & model_settings.model_fields_set)
+    device = model_settings.device
+    if chosen != "torch" and not explicit and device is not None and not device.startswith("cpu"):
+        logger.info("model.device=%s: using the torch runtime (the ONNX runtimes run on the CPU)", device)
+        chosen = "torch"
     inner = _make_uncached(model_settings, chosen, full.data_dir / "models" if full is not None else None)
     use_cache = cache
     if use_cache is None:

@@ -422,3 +422,14 @@ def test_an_eval_rerun_on_the_same_corpus_encodes_nothing(tmp_path: Path) -> Non
     assert encoded[0] == 4 + 3  # documents and queries
     assert encoded[1] == 0
     assert results[0].ndcg_at_10 == results[1].ndcg_at_10
+
+
+def test_a_gpu_device_falls_back_to_torch_unless_onnx_is_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    import embedder.backends as backends
+
+    seen: list[str] = []
+    monkeypatch.setattr(backends, "_make_uncached", lambda settings, runtime, root: seen.append(runtime))
+    make_embedder(load_settings(model={"device": "cuda"}).model)
+    make_embedder(load_settings(model={"device": "cuda", "runtime": "onnx"}).model)
+    make_embedder(load_settings().model)
+    assert seen == ["torch", "onnx", "onnx"]
