@@ -109,3 +109,19 @@ def test_cli_json_and_record(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert "| tiny | test | json | dense | default | 1.0000 |" in markdown
     assert "instructor-search eval beir" in markdown
     assert (docs / "img" / "beir_ndcg.png").stat().st_size > 1000
+
+
+def test_identical_documents_are_stored_once_but_both_count(tmp_path: Path, fake_settings: Settings) -> None:
+    folder = make_folder(tmp_path)
+    twin = {"_id": "d5", "title": "Statins", "text": "statins lower blood cholesterol levels"}  # same as d2
+    with (folder / "corpus.jsonl").open("a") as handle:
+        handle.write(json.dumps(twin) + "\n")
+    (folder / "qrels" / "test.tsv").write_bytes(b"query-id\tcorpus-id\tscore\r\nq2\td5\t1\r\n")
+    result = run_beir(
+        load_beir(folder, "test"),
+        settings=fake_settings,
+        embedder=make_embedder(fake_settings.model),
+        instructions=InstructionChoice.parse("default"),
+    )
+    assert result.chunks == 4  # d5 is not stored twice
+    assert result.mrr_at_10 == pytest.approx(1.0)  # a hit on d2 stands for its twin d5

@@ -8,6 +8,7 @@ document ids; a document's score is its best chunk's score.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import tempfile
@@ -147,6 +148,19 @@ def _json_corpus_stored(store: Any, dataset: BeirDataset) -> bool:
 def _folder_bytes(folder: Path) -> int:
     """Bytes of the files under a folder (the embedded store's size on disk)."""
     return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+
+
+def _identical_documents(dataset: BeirDataset) -> dict[str, tuple[str, ...]]:
+    """Documents with identical text, keyed by the first one's id (in corpus order).
+
+    Ingestion stores identical content once, under the first source that brought it, so a hit
+    on that document stands for all of its twins (NFCorpus has a few dozen such duplicates).
+    """
+    groups: dict[str, list[str]] = {}
+    for doc in dataset.corpus():
+        digest = hashlib.sha256(doc.full_text.encode("utf-8")).hexdigest()
+        groups.setdefault(digest, []).append(doc.doc_id)
+    return {ids[0]: tuple(ids) for ids in groups.values() if len(ids) > 1}
 
 
 def _doc_id_from_file_name(file_name: str) -> str:
@@ -333,6 +347,7 @@ def run_beir(
             # Ask for more chunks than documents when documents were split, so that top_k
             # distinct documents remain after taking each document's best chunk.
             chunk_k = top_k if chunks <= dataset.corpus_size else top_k * 3
+            twins = _identical_documents(dataset) if corpus_format == "json" else {}
             for index, (qid, text) in enumerate(dataset.queries.items(), start=1):
                 result = search(
                     text,
@@ -347,8 +362,9 @@ def run_beir(
                 )
                 scores: dict[str, float] = {}
                 for hit in result.hits:
-                    doc_id = _doc_id_from_file_name(hit.file_name)
-                    scores[doc_id] = max(scores.get(doc_id, float("-inf")), float(hit.score))
+                    stored_id = _doc_id_from_file_name(hit.file_name)
+                    for doc_id in twins.get(stored_id, (stored_id,)):
+                        scores[doc_id] = max(scores.get(doc_id, float("-inf")), float(hit.score))
                 run[qid] = dict(sorted(scores.items(), key=lambda kv: -kv[1])[:top_k])
                 if on_progress and index % 50 == 0:
                     on_progress("search", index, len(dataset.queries))
