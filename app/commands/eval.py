@@ -166,8 +166,9 @@ def _beir_handler(args: argparse.Namespace, settings: Settings) -> int:
         key = f"{result['dataset']}-{result['split']}-{result['corpus_format']}-{result['instructions']}"
         if settings.instructions.domain and result["instructions"] == "default":
             key += f"-{settings.instructions.domain.lower()}"
-        if result.get("mode", "dense") != "dense" or len(result.get("representations", {})) > 0:
-            # a dense run on a collection with more representations is a different build
+        extra_representations = set(result.get("representations", {})) - {"sparse"}  # sparse: default, cheap
+        if result.get("mode", "dense") != "dense" or extra_representations:
+            # a dense run on a collection with costlier representations is a different build
             key += f"-{result['mode'].replace('+', '-')}"
             if result.get("fusion") and result["fusion"] != "rrf":
                 key += "-" + "".join(
