@@ -150,6 +150,10 @@ def file_sha256(data: bytes) -> str:
 
 #: Files read and extracted ahead of the embedder (bounded, so memory stays flat).
 PREFETCH_FILES = 2
+#: Most padding a length-sorted batch may have (share of its token positions) before it is cut.
+MAX_PADDING = 0.08
+#: Batches this small are never cut for padding (tiny batches waste more than padding does).
+MIN_BATCH = 4
 #: Embedded batches that may wait for the store writer.
 WRITES_IN_FLIGHT = 2
 
@@ -434,19 +438,44 @@ class _Run:
         """Embed the queued chunks in length-sorted batches and queue their writes.
 
         A window of ``model.sort_window`` batches is taken from the queue once it is full (or
-        whatever is left when ``final``), sorted by text length and cut into batches, so that
-        chunks of similar length are padded together; the window bounds the chunks held.
+        whatever is left when ``final``), sorted by token count and cut into batches of at most
+        ``model.batch_size`` that pad at most :data:`MAX_PADDING` of their positions (a batch of
+        :data:`MIN_BATCH` or fewer is never cut); the window bounds the chunks held.
+        ``sort_window=1`` keeps arrival order and fixed-size batches.
         """
         batch_size = self.settings.model.batch_size
         window = batch_size * self.settings.model.sort_window
         while len(self.queue) >= window or (final and self.queue):
             taken = [self.queue.popleft() for _ in range(min(window, len(self.queue)))]
-            taken.sort(key=lambda item: len(item.chunk.text))
-            for start in range(0, len(taken), batch_size):
-                self.embed_batch(taken[start : start + batch_size])
+            if self.settings.model.sort_window == 1:
+                batches = [taken[start : start + batch_size] for start in range(0, len(taken), batch_size)]
+            else:
+                batches = self._padding_bounded(taken, batch_size)
+            for batch in batches:
+                self.embed_batch(batch)
         if final:
             for open_file in self.writer.finish():
                 self.stored(open_file)
+
+    def _padding_bounded(self, items: list[_Queued], batch_size: int) -> list[list[_Queued]]:
+        """Sort by tokens and cut where the next, longer chunk would pad the batch beyond MAX_PADDING."""
+        lengths = {id(item): self.embedder.count_tokens(item.chunk.text) for item in items}
+        items.sort(key=lambda item: lengths[id(item)])
+        batches: list[list[_Queued]] = []
+        current: list[_Queued] = []
+        total = 0
+        for item in items:
+            length = lengths[id(item)] + 2  # special tokens; the instruction only adds a constant
+            full = len(current) == batch_size
+            padding = 1 - (total + length) / (length * (len(current) + 1))
+            if current and (full or (len(current) >= MIN_BATCH and padding > MAX_PADDING)):
+                batches.append(current)
+                current, total = [], 0
+            current.append(item)
+            total += length
+        if current:
+            batches.append(current)
+        return batches
 
     def embed_batch(self, batch: list[_Queued]) -> None:
         """Embed one batch and hand its points (and the files it completes) to the writer."""

@@ -226,14 +226,19 @@ def test_length_sorted_batches_keep_every_chunk_once_in_its_file(tmp_path: Path,
         assert f"Doc {int(meta['file_name'][:2])}." in "".join(
             p["page_content"] for p in stored if p["metadata"]["source"] == meta["source"]
         )
-    # Batches span files and are cut from length-sorted windows.
+    # Batches span files, are cut from windows sorted by tokens, and pad little.
+    from ingest.pipeline import MAX_PADDING, MIN_BATCH
+
     window = settings.model.batch_size * settings.model.sort_window
     calls = inner.calls
     assert all(len(call) <= settings.model.batch_size for call in calls)
-    flat = [text for call in calls for text in call]
+    flat = [inner.count_tokens(text) for call in calls for text in call]
     for start in range(0, len(flat) - len(flat) % window, window):
-        lengths = [len(text) for text in flat[start : start + window]]
-        assert lengths == sorted(lengths)
+        assert flat[start : start + window] == sorted(flat[start : start + window])
+    for call in calls:
+        lengths = [inner.count_tokens(text) + 2 for text in call]
+        if len(call) > MIN_BATCH:
+            assert 1 - sum(lengths) / (max(lengths) * len(lengths)) <= MAX_PADDING
 
 
 def test_fake_embedder_counts_instruction_tokens_without_padding() -> None:
