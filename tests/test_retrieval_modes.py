@@ -454,10 +454,10 @@ def test_questions_from_a_configured_generator_end_to_end(tmp_path: Path) -> Non
     code path a real FLAN-T5 checkpoint takes.
     """
     import torch
-    from conftest import shared_path
+    from conftest import FIXTURES
     from transformers import AutoTokenizer, T5Config, T5ForConditionalGeneration
 
-    fixture = shared_path("fixtures", "tiny-instructor", "model")
+    fixture = FIXTURES / "tiny-instructor" / "model"  # the bundled copy: runs without ../shared
     torch.manual_seed(0)
     config = T5Config.from_pretrained(fixture, architectures=["T5ForConditionalGeneration"], use_cache=True)
     generator = tmp_path / "tiny-t5-generator"
