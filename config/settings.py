@@ -319,7 +319,7 @@ class SearchSettings(_Section):
             ``sparse``, ``sentences``, ``keywords``, ``questions``); missing names weigh 1.
     """
 
-    mode: RetrievalMode = "dense"
+    mode: RetrievalMode = "hybrid"
     fusion: FusionMethod = "rrf"
     candidates: int = Field(default=100, ge=1, le=2000)
     rrf_k: int | None = Field(default=None, ge=1, le=1000)

@@ -144,6 +144,8 @@ def test_failed_file_shows_reason_and_others_go_on(data_dir: Path) -> None:
 def test_no_hits_above_threshold(data_dir: Path) -> None:
     at = _app()
     _upload(at, [("notes.txt", TOPICS["vaccine"].encode(), "text/plain")])
+    at.selectbox(key="mode").set_value("dense")  # the threshold is a cosine: dense mode
+    at.run()
     at.slider(key="threshold").set_value(0.95)
     _search(at, "chess openings")
     assert any("No hits above the minimum score 0.95" in w for w in _texts(at, "warning"))

@@ -91,6 +91,8 @@ def test_cli_json_and_record(tmp_path: Path, capsys: pytest.CaptureFixture[str])
             "eval",
             "beir",
             str(folder),
+            "--mode",
+            "dense",
             "--json",
             "--record",
             "--docs-dir",

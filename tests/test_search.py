@@ -73,7 +73,7 @@ def test_query_is_embedded_under_the_collection_query_instruction(service: Searc
     service.ingest([_txt("bread.txt", TOPICS["bread"])], collection="recipes")
     # The settings' own instructions differ: the record must win.
     assert service.settings.instructions.query is None
-    result = service.search("kneading gluten yeast", collection="recipes", top_k=1)
+    result = service.search("kneading gluten yeast", collection="recipes", top_k=1, mode="dense")
     assert result.instruction == "Represent the baking question for finding recipes:"
     hit = result.hits[0]
     vector = service.client.retrieve("recipes", ids=[hit.id], with_vectors=True)[0].vector
@@ -86,14 +86,15 @@ def test_query_is_embedded_under_the_collection_query_instruction(service: Searc
 
 
 def test_top_k_threshold_and_filters(corpus: SearchService) -> None:
-    assert len(corpus.search("the", top_k=2).hits) == 2
-    everything = corpus.search("glacier ice valleys", top_k=10)
+    # Score thresholds are cosine similarities: the dense mode (fused modes refuse them).
+    assert len(corpus.search("the", top_k=2, mode="dense").hits) == 2
+    everything = corpus.search("glacier ice valleys", top_k=10, mode="dense")
     assert len(everything.hits) == 6  # every chunk of the three small files
     cut = everything.hits[2].score
-    above = corpus.search("glacier ice valleys", top_k=10, score_threshold=cut)
+    above = corpus.search("glacier ice valleys", top_k=10, score_threshold=cut, mode="dense")
     assert above.hits and all(h.score >= cut for h in above.hits)
     assert len(above.hits) < len(everything.hits)
-    assert corpus.search("glacier ice valleys", score_threshold=0.999).hits == []
+    assert corpus.search("glacier ice valleys", score_threshold=0.999, mode="dense").hits == []
 
     only_kitchen = corpus.search("glacier ice valleys", top_k=10, documents=["kitchen.pdf"])
     assert {h.file_name for h in only_kitchen.hits} == {"kitchen.pdf"}

@@ -63,7 +63,7 @@ def test_document_filter_by_name_and_by_path(
 
 def test_threshold_with_no_hits_says_so(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     capsys.readouterr()
-    assert _run(data_dir, "chess", "--threshold", "0.999") == 0
+    assert _run(data_dir, "chess", "--threshold", "0.999", "--mode", "dense") == 0
     assert "no hits above the score threshold 0.999" in capsys.readouterr().out
 
 

@@ -223,30 +223,32 @@ def _all_handler(args: argparse.Namespace, settings: Settings) -> int:
     domains = {"scifact": "science", "nfcorpus": "medicine"}
     for name, domain in domains.items():
         folder = str(data / "beir" / name)
-        runs: list[tuple[str, str, Settings]] = [
-            ("none", "json", settings),
-            ("default", "json", settings),
-            (
-                "default",
-                "json",
-                settings.model_copy(
-                    update={"instructions": settings.instructions.model_copy(update={"domain": domain})}
-                ),
-            ),
+        domain_settings = settings.model_copy(
+            update={"instructions": settings.instructions.model_copy(update={"domain": domain})}
+        )
+        # (instructions, corpus format, settings, mode): the MTEB reproduction (dense, no
+        # instruction), our instructions, the default hybrid mode, and the PDF path.
+        runs: list[tuple[str, str, Settings, str]] = [
+            ("none", "json", settings, "dense"),
+            ("none", "json", settings, "hybrid"),
+            ("default", "json", settings, "dense"),
+            ("default", "json", domain_settings, "dense"),
         ]
         if name == "nfcorpus":
-            runs.append(("default", "pdf", settings))
-        for instructions, corpus_format, run_settings in runs:
+            runs.append(("none", "pdf", settings, "dense"))
+        for instructions, corpus_format, run_settings, mode in runs:
             print(
-                f"{name}: {corpus_format}, instructions={instructions} {run_settings.instructions.domain}",
+                f"{name}: {corpus_format}, instructions={instructions} {run_settings.instructions.domain}, {mode}",
                 file=sys.stderr,
             )
             result = run_beir_command(
-                run_settings, folder, instructions=instructions, corpus_format=corpus_format
+                run_settings, folder, instructions=instructions, corpus_format=corpus_format, mode=mode
             )
             key = f"{name}-test-{corpus_format}-{instructions}"
             if run_settings.instructions.domain and instructions == "default":
                 key += f"-{run_settings.instructions.domain}"
+            if mode != "dense":
+                key += f"-{mode}"
             save_result("beir", key, result, command=command, docs=docs)
             results.append(result)
     _print({"runs": len(results)}, args.json)
