@@ -241,8 +241,16 @@ def _all_handler(args: argparse.Namespace, settings: Settings) -> int:
                 f"{name}: {corpus_format}, instructions={instructions} {run_settings.instructions.domain}, {mode}",
                 file=sys.stderr,
             )
+            # One kept collection per build (dataset, format, instructions): the dense and hybrid
+            # runs of the same build search it without ingesting the corpus twice.
+            build = f"{corpus_format}-{instructions}-{run_settings.instructions.domain or 'general'}"
             result = run_beir_command(
-                run_settings, folder, instructions=instructions, corpus_format=corpus_format, mode=mode
+                run_settings,
+                folder,
+                instructions=instructions,
+                corpus_format=corpus_format,
+                mode=mode,
+                store=str(settings.data_dir / "eval" / name / f"store-{build}"),
             )
             key = f"{name}-test-{corpus_format}-{instructions}"
             if run_settings.instructions.domain and instructions == "default":
