@@ -360,6 +360,7 @@ class SearchService:
             fusion=self.settings.search.fusion,
             candidates=self.settings.search.candidates,
             rrf_k=self.settings.search.rrf_k,
+            local_index=self.settings.search.local_index,
             weights=self.settings.search.weights,
             fallback=mode is None,
         )

@@ -317,6 +317,10 @@ class SearchSettings(_Section):
             Qdrant's default (2).
         weights: weight of each representation's ranking in ``rrf``, by name (``dense``,
             ``sparse``, ``sentences``, ``keywords``, ``questions``); missing names weigh 1.
+        local_index: in the embedded and in-memory store, score unfiltered searches with an
+            in-process numpy/scipy copy of the vectors (exact: the same hits as Qdrant local, which
+            scans every point in Python per query). Costs one read of the collection after each
+            write and the vectors' size in memory. A server (``qdrant.url``) ignores it.
     """
 
     mode: RetrievalMode = "hybrid"
@@ -324,6 +328,7 @@ class SearchSettings(_Section):
     candidates: int = Field(default=100, ge=1, le=2000)
     rrf_k: int | None = Field(default=None, ge=1, le=1000)
     weights: dict[str, float] = Field(default_factory=dict)
+    local_index: bool = True
 
     @field_validator("weights")
     @classmethod

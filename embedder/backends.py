@@ -146,6 +146,7 @@ class SentenceTransformerEmbedder:
         self._tokenizer: Any = model.tokenizer
         self._special_ids = set(self._tokenizer.all_special_ids)
         self._instruction_tokens: dict[str, int] = {}
+        self._special: int | None = None
 
     def count_tokens(self, text: str) -> int:
         """Tokens of ``text`` without special tokens."""
@@ -154,8 +155,9 @@ class SentenceTransformerEmbedder:
         )
 
     def _special_overhead(self) -> int:
-        ids = self._tokenizer("", add_special_tokens=True)["input_ids"]
-        return len(ids)
+        if self._special is None:
+            self._special = len(self._tokenizer("", add_special_tokens=True)["input_ids"])
+        return self._special
 
     def instruction_tokens(self, instruction: str | None) -> int:
         """Tokens the instruction prompt adds (prompt tokens; special tokens excluded)."""

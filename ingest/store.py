@@ -375,6 +375,7 @@ class VectorStore:
                 self.collection, "metadata.chunk_index", models.PayloadSchemaType.INTEGER
             )
         self._ensure_manifest()
+        self._changed()
         logger.info("created collection %s (%s, dim %d)", self.collection, expected.model, expected.dimension)
         return expected
 
@@ -437,6 +438,7 @@ class VectorStore:
                     ],
                     wait=True,
                 )
+                self._changed()
             if offset is None:
                 break
         updated = record.model_copy(
@@ -462,6 +464,14 @@ class VectorStore:
         for name in (self.collection, self.manifest_collection):
             if self.client.collection_exists(name):
                 self.client.delete_collection(name)
+        self._changed()
+
+    def _changed(self) -> None:
+        """Chunk points changed: the in-process index of the embedded store is stale."""
+        if self.local:
+            from ingest.local_index import invalidate
+
+            invalidate(self.client, self.collection)
 
     # -- points ------------------------------------------------------------------------------
 
@@ -503,6 +513,7 @@ class VectorStore:
         """Write chunk points (ids are deterministic, so rewriting is idempotent)."""
         if points:
             self.client.upsert(self.collection, points=list(points), wait=True)
+            self._changed()
 
     def delete_stale(
         self,
@@ -536,6 +547,8 @@ class VectorStore:
                     points_selector=models.PointIdsList(points=list(stale[start : start + 1024])),
                     wait=True,
                 )
+            if stale:
+                self._changed()
             return
         self.client.delete(
             self.collection,
@@ -553,6 +566,7 @@ class VectorStore:
                 ]
             )
             self.client.delete(self.collection, points_selector=models.FilterSelector(filter=flt), wait=True)
+        self._changed()
 
     def has_chunks(self, manifest: DocumentManifest) -> bool:
         """Whether every chunk a manifest vouches for is stored (looked up by id, no scan)."""
@@ -691,6 +705,7 @@ class VectorStore:
             points_selector=models.FilterSelector(filter=self._source_filter(source)),
             wait=True,
         )
+        self._changed()
         if mark:
             self.end_write()
         return removed
@@ -783,6 +798,7 @@ class VectorStore:
                 wait=True,
             )
         if orphans:
+            self._changed()
             logger.warning("removed %d chunks of interrupted ingests from %s", len(orphans), self.collection)
         self.end_write()
         return len(orphans)

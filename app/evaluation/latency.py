@@ -78,9 +78,24 @@ def _percentile(values: Sequence[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q))
 
 
-def fill_store(store: Any, base: np.ndarray, texts: Sequence[str], size: int, *, seed: int = 0) -> None:
-    """Write ``size`` points: the base vectors repeated, lightly perturbed and renormalised."""
+def fill_store(
+    store: Any,
+    base: np.ndarray,
+    texts: Sequence[str],
+    size: int,
+    *,
+    seed: int = 0,
+    sparse: Sequence[tuple[list[int], list[float]]] | None = None,
+) -> None:
+    """Write ``size`` points: the base vectors repeated, lightly perturbed and renormalised.
+
+    With ``sparse`` (the BM25 vectors of ``texts``), each point also gets its passage's sparse
+    vector, so the hybrid mode can be timed too.
+    """
     from qdrant_client import models
+
+    from ingest.representations import SPARSE_VECTOR
+    from ingest.store import DENSE_VECTOR
 
     rng = np.random.default_rng(seed)
     written = 0
@@ -93,7 +108,16 @@ def fill_store(store: Any, base: np.ndarray, texts: Sequence[str], size: int, *,
         points = [
             models.PointStruct(
                 id=written + i,
-                vector=vectors[i].tolist(),
+                vector=(
+                    {
+                        DENSE_VECTOR: vectors[i].tolist(),
+                        SPARSE_VECTOR: models.SparseVector(
+                            indices=sparse[int(rows[i])][0], values=sparse[int(rows[i])][1]
+                        ),
+                    }
+                    if sparse is not None
+                    else vectors[i].tolist()
+                ),
                 payload={
                     "page_content": texts[int(rows[i])],
                     "metadata": {
@@ -129,9 +153,11 @@ def measure_latency(
 
     Each size is filled once (in the embedded local mode, in memory: the same search code as
     the on-disk embedded store, without writing the points to disk) and searched with every
-    runtime's query embedder. Besides the end-to-end time of :func:`app.search.search`, the
-    parts are timed alone: the query embedding, the vector search as ``search`` asks for it,
-    and the manifest check of the hits' files.
+    runtime's query embedder, in the ``dense`` and the ``hybrid`` (dense + BM25, RRF) mode.
+    Besides the end-to-end time of :func:`app.search.search`, the parts are timed alone: the
+    query embedding, the dense vector search by the in-process index (:mod:`ingest.local_index`)
+    and by Qdrant local's own scan, the index build after a write, and the manifest check of
+    the hits' files.
 
     Args:
         settings: base settings (the store is a temporary in-memory embedded store).
@@ -144,10 +170,34 @@ def measure_latency(
         ``runtime -> figures`` keyed ``query_p50_ms_10k``-style.
     """
     from app.search import search
+    from ingest.local_index import LocalIndex, acquire
+    from ingest.representations import SparseEncoder
     from ingest.store import DocumentManifest, VectorStore, expected_record, open_client
 
     first = next(iter(embedders.values()))
+    settings = settings.model_copy(
+        update={
+            "index": settings.index.model_copy(
+                update={"sparse": settings.index.sparse.model_copy(update={"enabled": True})}
+            )
+        }
+    )
     record = expected_record(settings, first)
+    assert record.representations.sparse is not None
+    encoder = SparseEncoder.from_record(record.representations.sparse)
+    encoder.avg_length = encoder.estimate_avg_length(corpus.passages)
+    record = record.model_copy(
+        update={
+            "representations": record.representations.model_copy(
+                update={
+                    "sparse": record.representations.sparse.model_copy(
+                        update={"avg_length": encoder.avg_length}
+                    )
+                }
+            )
+        }
+    )
+    sparse = [encoder.document(text) for text in corpus.passages]
     base = first.embed(corpus.passages, record.instructions.get("document"))
     query_instruction = record.instructions.get("query")
     results: dict[str, dict[str, Any]] = {
@@ -168,7 +218,7 @@ def measure_latency(
         try:
             store = VectorStore(client, "bench", local=True)
             store.ensure(record)
-            fill_store(store, base, corpus.passages, size)
+            fill_store(store, base, corpus.passages, size, sparse=sparse)
             for i in range(len(corpus.passages)):
                 store.commit_document(
                     DocumentManifest(
@@ -180,28 +230,44 @@ def measure_latency(
                     )
                 )
             label = f"{size // 1000}k" if size % 1000 == 0 else str(size)
+            builds = []
+            for _ in range(3):
+                builds.append(LocalIndex.build(client, store.collection).build_seconds)
+            index = acquire(client, store.collection, quiet_seconds=0)
+            assert index is not None
             for runtime, embedder in embedders.items():
                 for query in corpus.queries[:5]:  # warm-up
-                    search(query, store=store, embedder=embedder, top_k=10)
-                vectors = [embedder.embed([q], query_instruction)[0].tolist() for q in corpus.queries]
-                p50s, p95s, embed_ms, search_ms, manifest_ms = [], [], [], [], []
+                    search(query, store=store, embedder=embedder, top_k=10, mode="hybrid")
+                vectors = [embedder.embed([q], query_instruction)[0] for q in corpus.queries]
+                p50s, p95s, hybrid50, hybrid95, embed_ms, search_ms, scan_ms, manifest_ms = (
+                    [] for _ in range(8)
+                )
                 for _ in range(repeats):
                     timings = [
-                        _time_ms(search, query, store=store, embedder=embedder, top_k=10)
+                        _time_ms(search, query, store=store, embedder=embedder, top_k=10, mode="dense")
                         for query in corpus.queries
                     ]
                     p50s.append(_percentile(timings, 50))
                     p95s.append(_percentile(timings, 95))
+                    timings = [
+                        _time_ms(search, query, store=store, embedder=embedder, top_k=10, mode="hybrid")
+                        for query in corpus.queries
+                    ]
+                    hybrid50.append(_percentile(timings, 50))
+                    hybrid95.append(_percentile(timings, 95))
                     embed_ms.append(
                         statistics.median(
                             _time_ms(embedder.embed, [query], query_instruction) for query in corpus.queries
                         )
                     )
+                    search_ms.append(
+                        statistics.median(_time_ms(index.search_dense, vector, "", 20) for vector in vectors)
+                    )
                     searched, checked = [], []
-                    for vector in vectors:
+                    for vector in vectors[:10]:  # Qdrant local's own scan, for comparison
                         started = time.perf_counter()
                         response = client.query_points(
-                            store.collection, query=vector, limit=20, with_payload=True
+                            store.collection, query=vector.tolist(), limit=20, with_payload=True
                         )
                         searched.append((time.perf_counter() - started) * 1000)
                         sources = {
@@ -210,13 +276,17 @@ def measure_latency(
                         checked.append(
                             _time_ms(_committed, store, {s for s in sources if isinstance(s, str)})
                         )
-                    search_ms.append(statistics.median(searched))
+                    scan_ms.append(statistics.median(searched))
                     manifest_ms.append(statistics.median(checked))
                 figures = results[runtime]
                 figures[f"query_p50_ms_{label}"] = round(statistics.median(p50s), 2)
                 figures[f"query_p95_ms_{label}"] = round(statistics.median(p95s), 2)
+                figures[f"hybrid_p50_ms_{label}"] = round(statistics.median(hybrid50), 2)
+                figures[f"hybrid_p95_ms_{label}"] = round(statistics.median(hybrid95), 2)
                 figures[f"embed_ms_{label}"] = round(statistics.median(embed_ms), 2)
                 figures[f"vector_search_ms_{label}"] = round(statistics.median(search_ms), 2)
+                figures[f"qdrant_local_scan_ms_{label}"] = round(statistics.median(scan_ms), 2)
+                figures[f"index_build_s_{label}"] = round(statistics.median(builds), 2)
                 figures[f"manifest_check_ms_{label}"] = round(statistics.median(manifest_ms), 2)
         finally:
             client.close()

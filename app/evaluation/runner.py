@@ -358,6 +358,7 @@ def run_beir(
                     fusion=settings.search.fusion,
                     candidates=max(settings.search.candidates, chunk_k),
                     rrf_k=settings.search.rrf_k,
+                    local_index=settings.search.local_index,
                     weights=settings.search.weights,
                 )
                 scores: dict[str, float] = {}
