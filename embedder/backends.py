@@ -12,6 +12,7 @@ Imports of torch and sentence-transformers are lazy: importing this module is ch
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import re
@@ -35,6 +36,9 @@ if TYPE_CHECKING:
     from embedder.runtime import Runtime
 
 logger = logging.getLogger(__name__)
+
+#: Texts whose token count each embedder remembers (chunk pieces, queries).
+COUNT_CACHE_SIZE = 65536
 
 Vectors = NDArray[np.float32]
 
@@ -147,9 +151,13 @@ class SentenceTransformerEmbedder:
         self._special_ids = set(self._tokenizer.all_special_ids)
         self._instruction_tokens: dict[str, int] = {}
         self._special: int | None = None
+        self._counted = functools.lru_cache(maxsize=COUNT_CACHE_SIZE)(self._count_uncached)
 
     def count_tokens(self, text: str) -> int:
-        """Tokens of ``text`` without special tokens."""
+        """Tokens of ``text`` without special tokens (memoised: re-chunking a file counts its pieces again)."""
+        return self._counted(text)
+
+    def _count_uncached(self, text: str) -> int:
         return len(
             self._tokenizer(text, add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
         )

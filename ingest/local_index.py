@@ -228,10 +228,11 @@ class LocalIndex:
         if not cols:
             return []
         sub = data.matrix[:, cols]
-        rows = np.unique(sub.indices)
-        scores = (sub @ np.asarray(weights, dtype=np.float64))[rows]
-        order = _top_order(scores, limit)
-        return [(self.ids[int(rows[i])], float(scores[i])) for i in order]
+        scores = sub @ np.asarray(weights, dtype=np.float64)
+        touched = np.zeros(len(self.ids), dtype=bool)
+        touched[sub.indices] = True  # points sharing a term with the query (a mask: no sort)
+        scores = np.where(touched, scores, -np.inf)
+        return self._top(scores, min(limit, int(touched.sum())))
 
     def search_maxsim(
         self, vector: Sequence[float] | np.ndarray, using: str, limit: int

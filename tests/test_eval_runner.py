@@ -127,3 +127,52 @@ def test_identical_documents_are_stored_once_but_both_count(tmp_path: Path, fake
     )
     assert result.chunks == 4  # d5 is not stored twice
     assert result.mrr_at_10 == pytest.approx(1.0)  # a hit on d2 stands for its twin d5
+
+
+def test_tune_scores_a_grid_on_the_train_split_and_records_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = make_folder(tmp_path)
+    (folder / "qrels" / "test.tsv").rename(folder / "qrels" / "train.tsv")
+    docs = tmp_path / "docs"
+    code = main(
+        [
+            "eval",
+            "tune",
+            str(folder),
+            "--store",
+            str(tmp_path / "store"),
+            "--json",
+            "--record",
+            "--docs-dir",
+            str(docs),
+            "--backend",
+            "fake",
+            "--data-dir",
+            str(tmp_path / "data"),
+        ]
+    )
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["split"] == "train"
+    configs = [row["config"] for row in out["rows"]]
+    # the default build has dense and sparse vectors: both alone, RRF over a k x weight grid, DBSF
+    assert configs[:2] == ["dense", "sparse"]
+    assert "hybrid rrf(k=60,sparse=0.5)" in configs and "hybrid dbsf" in configs
+    assert len(configs) == len(set(configs)) == 15
+    for row in out["rows"]:
+        assert row["queries"] == 3 and 0.0 <= row["ndcg_at_10"] <= 1.0
+    assert max(row["ndcg_at_10"] for row in out["rows"]) == 1.0  # lexically obvious queries
+    recorded = sorted((docs / "results" / "tuning").glob("tiny-train-*.json"))
+    assert len(recorded) == 15
+    assert "hybrid rrf(k=60,sparse=0.5)" in (docs / "benchmarks.md").read_text()
+
+
+def test_sample_queries_is_reproducible(tmp_path: Path) -> None:
+    from app.evaluation.tuning import sample_queries
+
+    dataset = load_beir(make_folder(tmp_path), "test")
+    first, second = sample_queries(dataset, 2), sample_queries(dataset, 2)
+    assert first.queries == second.queries and len(first.queries) == 2
+    assert set(first.qrels) <= set(first.queries)
+    assert sample_queries(dataset, None) is dataset

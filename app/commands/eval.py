@@ -16,7 +16,7 @@ SHARED = Path("..") / "shared" / "data"
 
 
 def register(subparsers: Any) -> None:
-    """Add ``eval beir``, ``eval beir-pdf``, ``eval sts`` and ``eval all``."""
+    """Add ``eval beir``, ``eval beir-pdf``, ``eval sts``, ``eval tune`` and ``eval all``."""
     parser = subparsers.add_parser("eval", help="measure quality on real benchmarks")
     inner = parser.add_subparsers(dest="eval_command", metavar="BENCHMARK", required=True)
 
@@ -65,6 +65,21 @@ def register(subparsers: Any) -> None:
     sts.add_argument("file", metavar="FILE", help="stsbenchmark/sts-test.csv")
     _add_output_flags(sts)
     sts.set_defaults(handler=_sts_handler)
+
+    tune = inner.add_parser(
+        "tune",
+        help="score a grid of search settings (modes, fusion, RRF k and weights, keyword weights) on a "
+        "train split, against one kept collection",
+    )
+    tune.add_argument("folder", metavar="DIR", help="BEIR folder (corpus.jsonl, queries.jsonl, qrels/)")
+    tune.add_argument("--split", default="train", help="qrels split to tune on (default: train)")
+    tune.add_argument("--instructions", default="none", help="as for eval beir (default: none)")
+    tune.add_argument("--store", metavar="DIR", required=True, help="the kept collection's folder")
+    tune.add_argument(
+        "--max-queries", type=int, default=None, help="score a reproducible sample of this many queries"
+    )
+    _add_output_flags(tune)
+    tune.set_defaults(handler=_tune_handler)
 
     suite = inner.add_parser("all", help="the standard suite on ../shared/data (what `make eval` runs)")
     suite.add_argument("--data", default=str(SHARED), help="shared data folder (default ../shared/data)")
@@ -179,6 +194,48 @@ def _beir_handler(args: argparse.Namespace, settings: Settings) -> int:
             key += f"-kw{keywords['chunk_weight']:g}-{keywords['keyword_weight']:g}"
         save_result("beir", key, result, command=args.command_line, docs=Path(args.docs_dir))
     _print(result, args.json)
+    return 0
+
+
+def _tune_handler(args: argparse.Namespace, settings: Settings) -> int:
+    from app.evaluation.beir import load_beir
+    from app.evaluation.runner import InstructionChoice
+    from app.evaluation.tuning import TuneConfig, run_tuning, sample_queries
+    from embedder import make_embedder
+
+    dataset = sample_queries(load_beir(args.folder, args.split), args.max_queries)
+    # Cached queries too: every configuration searches the same queries.
+    embedder = make_embedder(settings, cache=True)
+
+    def report(config: TuneConfig, row: dict[str, Any]) -> None:
+        print(
+            f"  {config.label():<40} nDCG@10 {row['ndcg_at_10']:.4f}  R@100 {row['recall_at_100']:.4f}",
+            file=sys.stderr,
+            flush=True,
+        )
+        if args.record:
+            slug = "".join(ch if ch.isalnum() or ch in ".=" else "-" for ch in config.label()).strip("-")
+            data = {"dataset": dataset.name, "split": dataset.split, **row}
+            save_result(
+                "tuning",
+                f"{dataset.name}-{dataset.split}-{slug}",
+                data,
+                command=args.command_line,
+                docs=Path(args.docs_dir),
+            )
+
+    rows = run_tuning(
+        dataset,
+        settings=settings,
+        embedder=embedder,
+        instructions=InstructionChoice.parse(args.instructions, domain=settings.instructions.domain),
+        store_dir=Path(args.store),
+        on_result=report,
+    )
+    best = max(rows, key=lambda row: row["ndcg_at_10"])
+    _print({"dataset": dataset.name, "split": dataset.split, "best": best["config"], "rows": rows}, args.json)
+    if not args.json:
+        print(f"best: {best['config']} (nDCG@10 {best['ndcg_at_10']:.4f})")
     return 0
 
 
