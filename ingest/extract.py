@@ -12,11 +12,14 @@ dropped, ligatures expanded, words hyphenated at a line end joined, whitespace n
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import re
+import threading
 import unicodedata
 import warnings
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
@@ -256,13 +259,134 @@ def _has_images(reader: PdfReader, limit: int = 50) -> bool:
     return False
 
 
-def extract_pdf(data: bytes, *, file_name: str, password: str | None = None) -> ExtractedText:
+class PageTextCache:
+    """pypdf's text of PDF pages, by a fingerprint of everything the extraction reads.
+
+    Re-ingesting an edited PDF extracts only the pages that changed: a page's fingerprint is
+    the sha256 of its decoded content streams and its resources (fonts with their encodings,
+    ToUnicode maps and widths, form XObjects: every object reachable from the page except its
+    parent in the page tree, streams by their decoded data), its rotation, and the pypdf
+    version. Bounded (least recently used out); in memory, shared by the threads of a process.
+
+    Args:
+        max_entries: most pages kept.
+    """
+
+    def __init__(self, max_entries: int = 8192) -> None:
+        self.max_entries = max_entries
+        self._texts: OrderedDict[bytes, str] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: bytes) -> str | None:
+        """The cached text, or ``None``."""
+        with self._lock:
+            text = self._texts.get(key)
+            if text is None:
+                self.misses += 1
+                return None
+            self._texts.move_to_end(key)
+            self.hits += 1
+            return text
+
+    def put(self, key: bytes, text: str) -> None:
+        """Remember a page's text."""
+        with self._lock:
+            self._texts[key] = text
+            self._texts.move_to_end(key)
+            while len(self._texts) > self.max_entries:
+                self._texts.popitem(last=False)
+
+    def clear(self) -> None:
+        """Forget every page."""
+        with self._lock:
+            self._texts.clear()
+
+
+#: The process-wide page cache :func:`extract_pdf` uses by default.
+PAGE_TEXT_CACHE = PageTextCache()
+
+
+def page_fingerprint(page: Any, memo: dict[tuple[int, int], bytes]) -> bytes:
+    """sha256 of what pypdf's ``extract_text`` reads from a page (see :class:`PageTextCache`).
+
+    Args:
+        page: a pypdf page.
+        memo: digests of indirect objects already hashed in this document (fonts shared by
+            many pages are hashed once).
+    """
+    import pypdf
+
+    digest = hashlib.sha256(f"pypdf {pypdf.__version__}\x00".encode())
+    for key in ("/Contents", "/Resources", "/Rotate"):
+        digest.update(key.encode() + b"\x00")
+        _feed(digest, page.get(key), memo, set())
+    return digest.digest()
+
+
+def _feed(digest: Any, obj: Any, memo: dict[tuple[int, int], bytes], active: set[tuple[int, int]]) -> None:
+    from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject, StreamObject
+
+    if isinstance(obj, IndirectObject):
+        ref = (obj.idnum, obj.generation)
+        if ref not in memo:
+            if ref in active:  # a cycle: the reference itself identifies it
+                digest.update(b"R%d %d" % ref)
+                return
+            active.add(ref)
+            inner = hashlib.sha256()
+            _feed(inner, obj.get_object(), memo, active)
+            active.discard(ref)
+            memo[ref] = inner.digest()
+        digest.update(b"I" + memo[ref])
+    elif isinstance(obj, StreamObject):
+        digest.update(b"S")
+        _feed_dict(digest, obj, memo, active, skip=("/Length", "/Filter", "/DecodeParms", "/Parent"))
+        data = obj.get_data()
+        digest.update(len(data).to_bytes(8, "big") + data)
+    elif isinstance(obj, DictionaryObject):
+        digest.update(b"D")
+        _feed_dict(digest, obj, memo, active, skip=("/Parent",))
+    elif isinstance(obj, ArrayObject | list):
+        digest.update(b"A%d" % len(obj))
+        for item in obj:
+            _feed(digest, item, memo, active)
+    else:
+        text = repr(obj).encode("utf-8", "surrogatepass")
+        digest.update(b"V" + len(text).to_bytes(4, "big") + text)
+
+
+def _feed_dict(
+    digest: Any,
+    obj: Any,
+    memo: dict[tuple[int, int], bytes],
+    active: set[tuple[int, int]],
+    *,
+    skip: tuple[str, ...],
+) -> None:
+    keys = sorted(str(key) for key in obj if str(key) not in skip)
+    digest.update(b"%d" % len(keys))
+    for key in keys:
+        digest.update(key.encode("utf-8", "surrogatepass") + b"\x00")
+        _feed(digest, obj.raw_get(key) if hasattr(obj, "raw_get") else obj[key], memo, active)
+
+
+def extract_pdf(
+    data: bytes,
+    *,
+    file_name: str,
+    password: str | None = None,
+    page_cache: PageTextCache | None = PAGE_TEXT_CACHE,
+) -> ExtractedText:
     """Text of each page of a PDF.
 
     Args:
         data: the PDF's bytes.
         file_name: for messages.
         password: user or owner password of an encrypted PDF.
+        page_cache: pages seen before (by fingerprint) are not extracted again; ``None``
+            extracts every page.
 
     Returns:
         The pages with text, their 1-based numbers, and the page count.
@@ -287,13 +411,23 @@ def extract_pdf(data: bytes, *, file_name: str, password: str | None = None) -> 
         raise DocumentError(f"{file_name!r} is a PDF without pages")
     pages: list[Page] = []
     broken: list[int] = []
+    memo: dict[tuple[int, int], bytes] = {}
     for number, page in enumerate(page_objects, start=1):
+        key = None
+        if page_cache is not None:
+            try:
+                key = page_fingerprint(page, memo)
+            except Exception:  # an unreadable object: extract the page (which reports the problem)
+                logger.debug("page %d of %s: no fingerprint", number, file_name, exc_info=True)
+        cached = page_cache.get(key) if page_cache is not None and key is not None else None
         try:
-            raw = page.extract_text() or ""
+            raw = cached if cached is not None else (page.extract_text() or "")
         except Exception:  # one broken content stream should not lose the other pages
             logger.debug("page %d of %s: text extraction failed", number, file_name, exc_info=True)
             broken.append(number)
             continue
+        if cached is None and page_cache is not None and key is not None:
+            page_cache.put(key, raw)
         text = clean_text(raw)
         if text:
             pages.append(Page(number=number, text=text))

@@ -128,3 +128,36 @@ def test_clean_text_is_conservative() -> None:
 def test_decode_text_rejects_nul_bytes() -> None:
     with pytest.raises(DocumentError, match="binary"):
         decode_text(b"abc\x00def", file_name="x.txt")
+
+
+def test_page_cache_extracts_only_changed_pages_and_changes_nothing() -> None:
+    from ingest.extract import PageTextCache, extract_pdf
+
+    pages = [f"Page {n}: glaciers carve valley number {n} over many centuries." for n in range(1, 9)]
+    original = pdf_bytes(pages)
+    edited_pages = [*pages[:4], "Page 5: a completely new paragraph about volcanoes.", *pages[5:]]
+    edited = pdf_bytes(edited_pages)
+    cache = PageTextCache()
+
+    first = extract_pdf(original, file_name="a.pdf", page_cache=cache)
+    assert (cache.hits, cache.misses) == (0, 8)
+    again = extract_pdf(original, file_name="a.pdf", page_cache=cache)
+    assert (cache.hits, cache.misses) == (8, 8)
+    assert again == first == extract_pdf(original, file_name="a.pdf", page_cache=None)
+
+    after_edit = extract_pdf(edited, file_name="a.pdf", page_cache=cache)
+    assert (cache.hits, cache.misses) == (15, 9)  # only the edited page was extracted
+    assert after_edit == extract_pdf(edited, file_name="a.pdf", page_cache=None)
+    assert "volcanoes" in after_edit.pages[4].text
+
+
+def test_page_cache_is_bounded() -> None:
+    from ingest.extract import PageTextCache, extract_pdf
+
+    cache = PageTextCache(max_entries=3)
+    extract_pdf(
+        pdf_bytes([f"Page number {n} of the bounded test." for n in range(6)]),
+        file_name="b.pdf",
+        page_cache=cache,
+    )
+    assert len(cache._texts) == 3
