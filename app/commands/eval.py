@@ -78,6 +78,12 @@ def register(subparsers: Any) -> None:
     tune.add_argument(
         "--max-queries", type=int, default=None, help="score a reproducible sample of this many queries"
     )
+    tune.add_argument(
+        "--modes",
+        default=None,
+        metavar="MODE[,MODE]",
+        help="only the grid's configurations of these modes (default: the whole grid)",
+    )
     _add_output_flags(tune)
     tune.set_defaults(handler=_tune_handler)
 
@@ -231,6 +237,7 @@ def _tune_handler(args: argparse.Namespace, settings: Settings) -> int:
         instructions=InstructionChoice.parse(args.instructions, domain=settings.instructions.domain),
         store_dir=Path(args.store),
         on_result=report,
+        modes=[m.strip() for m in args.modes.split(",") if m.strip()] if args.modes else None,
     )
     best = max(rows, key=lambda row: row["ndcg_at_10"])
     _print({"dataset": dataset.name, "split": dataset.split, "best": best["config"], "rows": rows}, args.json)

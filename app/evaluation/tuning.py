@@ -100,6 +100,7 @@ def run_tuning(
     store_dir: Path,
     grid: Sequence[TuneConfig] | None = None,
     on_result: Callable[[TuneConfig, dict[str, Any]], None] | None = None,
+    modes: Sequence[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Score every configuration of the grid on the dataset's split.
 
@@ -111,6 +112,7 @@ def run_tuning(
         store_dir: the kept collection's folder (built on the first configuration if needed).
         grid: the configurations (``None``: :func:`default_grid` of the collection).
         on_result: called after each configuration.
+        modes: only the configurations of these modes (``None``: all).
 
     Returns:
         One row per configuration: its label and settings, nDCG@10, Recall@100, MRR@10, MAP@100.
@@ -125,6 +127,8 @@ def run_tuning(
         mode="dense",
     )
     configs = list(grid) if grid is not None else default_grid(["dense", *first.representations])
+    if modes is not None:
+        configs = [config for config in configs if config.mode in modes]
     for config in configs:
         if config.mode == "dense" and config.keyword_weights is None:
             result = first
