@@ -333,7 +333,7 @@ def search(
     documents: Sequence[str] | None = None,
     domain: str | None = None,
     mode: str = "dense",
-    fusion: str = "rrf",
+    fusion: str = "dbsf",
     candidates: int = 100,
     fallback: bool = False,
     rrf_k: int | None = None,

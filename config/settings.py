@@ -311,7 +311,9 @@ class SearchSettings(_Section):
     Attributes:
         mode: the default retrieval mode (``search --mode`` and the app override it).
         fusion: how fused modes combine their rankings: ``rrf`` (reciprocal rank fusion) or
-            ``dbsf`` (distribution-based score fusion), both computed by Qdrant.
+            ``dbsf`` (distribution-based score fusion), both computed as Qdrant computes them.
+            ``dbsf`` is the default: it beat RRF on both train splits (``eval tune``; see
+            docs/benchmarks.md).
         candidates: candidates each fused representation contributes.
         rrf_k: the rank constant of reciprocal rank fusion, ``1 / (k + rank)``; ``None`` keeps
             Qdrant's default (2).
@@ -324,7 +326,7 @@ class SearchSettings(_Section):
     """
 
     mode: RetrievalMode = "hybrid"
-    fusion: FusionMethod = "rrf"
+    fusion: FusionMethod = "dbsf"
     candidates: int = Field(default=100, ge=1, le=2000)
     rrf_k: int | None = Field(default=None, ge=1, le=1000)
     weights: dict[str, float] = Field(default_factory=dict)

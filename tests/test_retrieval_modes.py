@@ -369,7 +369,7 @@ def test_eval_beir_mode_and_keyword_weights(tmp_path: Path, capsys: pytest.Captu
     env_free = [*base, "--store", str(store_dir), "--record", "--docs-dir", str(tmp_path / "docs")]
     assert main([*env_free, "--mode", "hybrid"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["mode"] == "hybrid" and out["fusion"] == "rrf" and out["ndcg_at_10"] == pytest.approx(1.0)
+    assert out["mode"] == "hybrid" and out["fusion"] == "dbsf" and out["ndcg_at_10"] == pytest.approx(1.0)
     assert out["representations"]["sparse"]["k1"] == 1.2
     assert out["index"]["points"] == 4 and out["index"]["bytes_on_disk"] > 0
     assert (
@@ -380,7 +380,7 @@ def test_eval_beir_mode_and_keyword_weights(tmp_path: Path, capsys: pytest.Captu
     out = json.loads(capsys.readouterr().out)
     assert out["mode"] == "sparse" and out["fusion"] is None and out["extra"]["build"]["reused"] is True
     results = sorted(p.name for p in (tmp_path / "docs" / "results" / "beir").iterdir())
-    assert results == ["tiny-test-json-default-hybrid.json", "tiny-test-json-default-sparse.json"]
+    assert results == ["tiny-test-json-default-hybrid-dbsf.json", "tiny-test-json-default-sparse.json"]
     markdown = (tmp_path / "docs" / "benchmarks.md").read_text()
     assert "| tiny | test | json | hybrid | default |" in markdown
     assert "### Retrieval modes and representations" in markdown
@@ -413,14 +413,14 @@ def test_weighted_rrf_follows_the_weights(tmp_path: Path) -> None:
     dense = [h.file_name for h in search(query, store=store, embedder=embedder, mode="dense", top_k=4).hits]
     sparse = [h.file_name for h in search(query, store=store, embedder=embedder, mode="sparse", top_k=4).hits]
     only_dense = search(
-        query, store=store, embedder=embedder, mode="hybrid", top_k=4, weights={"sparse": 0.0}
+        query, store=store, embedder=embedder, mode="hybrid", fusion="rrf", top_k=4, weights={"sparse": 0.0}
     )
     assert [h.file_name for h in only_dense.hits] == dense
     only_sparse = search(
-        query, store=store, embedder=embedder, mode="hybrid", top_k=4, weights={"dense": 0.0}
+        query, store=store, embedder=embedder, mode="hybrid", fusion="rrf", top_k=4, weights={"dense": 0.0}
     )
     assert [h.file_name for h in only_sparse.hits][: len(sparse)] == sparse
-    k60 = search(query, store=store, embedder=embedder, mode="hybrid", top_k=4, rrf_k=60)
+    k60 = search(query, store=store, embedder=embedder, mode="hybrid", fusion="rrf", top_k=4, rrf_k=60)
     # Qdrant's RRF: 1 / (k + rank) per list, rank from 0; two lists at most.
     assert 1 / 63 <= k60.hits[0].score <= 2 / 60 + 1e-9
 
@@ -428,7 +428,8 @@ def test_weighted_rrf_follows_the_weights(tmp_path: Path) -> None:
 def test_fusion_settings_are_validated() -> None:
     from config import ConfigError
 
-    settings = load_settings(search={"rrf_k": 60, "weights": {"sparse": 0.5}})
+    assert load_settings().search.fusion_label() == "dbsf"  # the default: it won on both train splits
+    settings = load_settings(search={"fusion": "rrf", "rrf_k": 60, "weights": {"sparse": 0.5}})
     assert settings.search.fusion_label() == "rrf(k=60,sparse=0.5)"
     with pytest.raises(ConfigError, match="bm42"):
         load_settings(search={"weights": {"bm42": 1.0}})

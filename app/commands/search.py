@@ -109,6 +109,7 @@ def run_search(args: argparse.Namespace, settings: Settings) -> int:
             candidates=settings.search.candidates,
             rrf_k=settings.search.rrf_k,
             weights=settings.search.weights,
+            local_index=settings.search.local_index,
             fallback=args.mode is None,  # the default mode falls back to dense in older collections
         )
     finally:
