@@ -438,3 +438,18 @@ def test_a_gpu_device_falls_back_to_torch_unless_onnx_is_asked_for(monkeypatch: 
     make_embedder(load_settings(model={"device": "cuda", "runtime": "onnx"}).model)
     make_embedder(load_settings().model)
     assert seen == ["torch", "onnx", "onnx"]
+
+
+def test_bench_without_ndcg_keeps_the_recorded_ndcg(tmp_path: Path) -> None:
+    from app.commands.bench import _with_previous_ndcg
+    from app.evaluation.record import save_result
+
+    docs = tmp_path / "docs"
+    measured = {"runtime": "onnx-int8", "min_cosine": 0.98, "ndcg_at_10": 0.3137, "ndcg_drop": 0.0022}
+    save_result("accuracy", "runtime-onnx-int8", measured, command="bench --ndcg ...", docs=docs)
+    rerun = {"runtime": "onnx-int8", "min_cosine": 0.99, "ndcg_at_10": None}
+    merged = _with_previous_ndcg(rerun, docs, "runtime-onnx-int8")
+    assert merged["min_cosine"] == 0.99  # the new measurement
+    assert (merged["ndcg_at_10"], merged["ndcg_drop"]) == (0.3137, 0.0022)  # kept
+    assert merged["ndcg_from"].startswith("bench --ndcg ...")
+    assert _with_previous_ndcg(rerun, docs, "runtime-torch") == rerun  # nothing recorded: unchanged

@@ -232,6 +232,36 @@ def _record(figures: dict[str, Any], command: str, docs: Path) -> None:
     if "reingest" in figures:
         save_result("ingest", "reingest-50-pages", figures["reingest"], command=command, docs=docs)
     for entry in figures.get("accuracy", []):
-        save_result("accuracy", f"runtime-{entry['runtime']}", entry, command=command, docs=docs)
+        key = f"runtime-{entry['runtime']}"
+        save_result("accuracy", key, _with_previous_ndcg(entry, docs, key), command=command, docs=docs)
     if all(part in figures for part in ("latency", "throughput", "reingest")):  # only a full run
         save_result("speed", "summary", summary, command=command, docs=docs)
+
+
+def _with_previous_ndcg(entry: dict[str, Any], docs: Path, key: str) -> dict[str, Any]:
+    """A run without ``--ndcg`` keeps the nDCG@10 recorded earlier (and says which run measured it).
+
+    The nDCG of a runtime comes from a full ``eval beir`` run, which ``bench`` does not repeat;
+    without this a plain ``make bench`` would erase it from ``docs/results``.
+    """
+    import json
+
+    from app.evaluation.record import RESULTS
+
+    if entry.get("ndcg_at_10") is not None:
+        return entry
+    path = docs / RESULTS / "accuracy" / f"{key}.json"
+    if not path.is_file():
+        return entry
+    previous = json.loads(path.read_text(encoding="utf-8"))
+    data = previous.get("data", {})
+    if data.get("ndcg_at_10") is None:
+        return entry
+    merged = dict(entry)
+    for name in ("ndcg_at_10", "ndcg_drop", "default_allowed"):
+        if name in data:
+            merged[name] = data[name]
+    merged["ndcg_from"] = data.get("ndcg_from") or (
+        f"{previous.get('command', '?')} ({previous.get('environment', {}).get('date', '?')})"
+    )
+    return merged
