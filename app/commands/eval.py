@@ -238,6 +238,9 @@ def _tune_handler(args: argparse.Namespace, settings: Settings) -> int:
         store_dir=Path(args.store),
         on_result=report,
         modes=[m.strip() for m in args.modes.split(",") if m.strip()] if args.modes else None,
+        on_progress=lambda stage, done, total: print(
+            f"  {stage}: {done}/{total}", file=sys.stderr, flush=True
+        ),
     )
     best = max(rows, key=lambda row: row["ndcg_at_10"])
     _print({"dataset": dataset.name, "split": dataset.split, "best": best["config"], "rows": rows}, args.json)

@@ -101,6 +101,7 @@ def run_tuning(
     grid: Sequence[TuneConfig] | None = None,
     on_result: Callable[[TuneConfig, dict[str, Any]], None] | None = None,
     modes: Sequence[str] | None = None,
+    on_progress: Callable[[str, int, int], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Score every configuration of the grid on the dataset's split.
 
@@ -113,6 +114,7 @@ def run_tuning(
         grid: the configurations (``None``: :func:`default_grid` of the collection).
         on_result: called after each configuration.
         modes: only the configurations of these modes (``None``: all).
+        on_progress: progress of the first run (which ingests the corpus if it is not stored yet).
 
     Returns:
         One row per configuration: its label and settings, nDCG@10, Recall@100, MRR@10, MAP@100.
@@ -125,6 +127,7 @@ def run_tuning(
         instructions=instructions,
         store_dir=store_dir,
         mode="dense",
+        on_progress=on_progress,
     )
     configs = list(grid) if grid is not None else default_grid(["dense", *first.representations])
     if modes is not None:
