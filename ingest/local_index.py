@@ -57,6 +57,7 @@ class _Sparse:
     columns: dict[int, int]  # term index -> column
     df: np.ndarray  # documents per column
     documents: int  # points that have the sparse vector
+    idf: bool  # Qdrant's IDF modifier is on
 
 
 @dataclass
@@ -115,11 +116,14 @@ class LocalIndex:
             dense_cfg[""] = vectors_cfg
         elif isinstance(vectors_cfg, dict):
             for name, cfg in vectors_cfg.items():
+                if cfg.hnsw_config is not None and cfg.hnsw_config.m == 0:
+                    continue  # not indexed: kept for other uses, never searched
                 if cfg.multivector_config is not None:
                     multi_names.add(name)
                 else:
                     dense_cfg[name] = cfg
-        sparse_names = set((params.sparse_vectors or {}).keys())
+        sparse_cfg = params.sparse_vectors or {}
+        sparse_names = set(sparse_cfg)
 
         ids: list[Any] = []
         dense_rows: dict[str, list[np.ndarray]] = {name: [] for name in dense_cfg}
@@ -169,7 +173,9 @@ class LocalIndex:
             index.dense[name] = np.ascontiguousarray(matrix)
             index.present[name] = np.asarray(dense_have[name], dtype=bool)
         for name in sparse_names:
-            index.sparse[name] = _build_sparse(sparse_rows[name], len(ids))
+            index.sparse[name] = _build_sparse(
+                sparse_rows[name], len(ids), idf=sparse_cfg[name].modifier == qm.Modifier.IDF
+            )
         for name in multi_names:
             built = _build_multi(multi_rows[name])
             if built is not None:
@@ -222,7 +228,11 @@ class LocalIndex:
             col = data.columns.get(int(term))
             if col is None:
                 continue  # no point has the term
-            idf = math.log((data.documents - data.df[col] + 0.5) / (data.df[col] + 0.5) + 1.0)
+            idf = (
+                math.log((data.documents - data.df[col] + 0.5) / (data.df[col] + 0.5) + 1.0)
+                if data.idf
+                else 1.0
+            )
             cols.append(col)
             weights.append(float(value) * idf)
         if not cols:
@@ -260,7 +270,7 @@ def _top_order(scores: np.ndarray, limit: int) -> np.ndarray:
     return part[np.argsort(-scores[part], kind="stable")]
 
 
-def _build_sparse(rows: list[tuple[list[int], list[float]] | None], n: int) -> _Sparse:
+def _build_sparse(rows: list[tuple[list[int], list[float]] | None], n: int, *, idf: bool) -> _Sparse:
     from scipy import sparse as sp
 
     columns: dict[int, int] = {}
@@ -283,7 +293,7 @@ def _build_sparse(rows: list[tuple[list[int], list[float]] | None], n: int) -> _
     )
     matrix.sum_duplicates()
     df = np.diff(matrix.indptr)
-    return _Sparse(matrix=matrix, columns=columns, df=df, documents=documents)
+    return _Sparse(matrix=matrix, columns=columns, df=df, documents=documents, idf=idf)
 
 
 def _build_multi(rows: list[np.ndarray | None]) -> _Multi | None:

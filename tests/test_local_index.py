@@ -238,6 +238,7 @@ def test_build_reads_every_vector_kind(built: tuple[Settings, VectorStore]) -> N
     assert len(index) == store.count()
     assert index.supports("", "dense") and index.supports("keywords", "dense")
     assert index.supports("bm25", "sparse") and index.supports("sentences", "multi")
+    assert "keywords_mean" not in index.dense  # stored for re-weighting, never searched
     unit = np.linalg.norm(index.dense[""], axis=1)
     np.testing.assert_allclose(unit, 1.0, rtol=1e-5)
 
@@ -261,3 +262,27 @@ def test_unfiltered_searches_do_not_ask_qdrant_to_score(
     assert calls == []
     search(LONG_QUERIES[0], store=store, embedder=embedder, mode="hybrid", local_index=False)
     assert calls == ["query_points"]
+
+
+def test_sparse_without_the_idf_modifier_is_a_plain_dot_product() -> None:
+    from qdrant_client import QdrantClient, models
+
+    client = QdrantClient(location=":memory:")
+    client.create_collection(
+        "plain", vectors_config={}, sparse_vectors_config={"s": models.SparseVectorParams()}
+    )
+    rng = np.random.default_rng(3)
+    points = []
+    for i in range(50):
+        indices = sorted(rng.choice(40, size=int(rng.integers(1, 8)), replace=False).tolist())
+        values = rng.uniform(0.1, 2.0, size=len(indices)).round(3).tolist()
+        points.append(
+            models.PointStruct(id=i, vector={"s": models.SparseVector(indices=indices, values=values)})
+        )
+    client.upsert("plain", points=points)
+    index = LocalIndex.build(client, "plain")
+    query = models.SparseVector(indices=[3, 7, 11], values=[1.0, 0.5, 2.0])
+    ours = index.search_sparse(query.indices, query.values, "s", 10)
+    theirs = client.query_points("plain", query=query, using="s", limit=10).points
+    assert [pid for pid, _ in ours] == [p.id for p in theirs]
+    np.testing.assert_allclose([score for _, score in ours], [p.score for p in theirs], rtol=1e-6)
