@@ -421,12 +421,10 @@ def search(
     batch = max(2 * top_k, 10)
     offset = 0
     for _ in range(_MAX_ROUNDS):
-        response = _query(
-            store,
-            components,
-            dense_vector,
-            sparse_query,
-            query_filter=query_filter,
+        request = _Request(
+            components=tuple(components),
+            dense_vector=dense_vector,
+            sparse_query=sparse_query,
             score_threshold=score_threshold,
             limit=batch,
             offset=offset,
@@ -434,8 +432,8 @@ def search(
             candidates=max(candidates, offset + batch),
             rrf_k=rrf_k,
             weights=weights,
-            index=index,
         )
+        response = _query(store, request, query_filter=query_filter, index=index)
         found = [(_to_hit(point), _file_sha(point)) for point in response.points]
         committed = _committed_hashes(store, {hit.source for hit, _ in found})
         for hit, sha in found:
@@ -464,43 +462,45 @@ def search(
     )
 
 
+@dataclass(frozen=True)
+class _Request:
+    """One round of a search: what to rank by and how much to return."""
+
+    components: tuple[str, ...]
+    dense_vector: list[float] | None
+    sparse_query: models.SparseVector | None
+    score_threshold: float | None
+    limit: int
+    offset: int
+    fusion: str
+    candidates: int
+    rrf_k: int | None = None
+    weights: Mapping[str, float] | None = None
+
+    def has_terms(self) -> bool:
+        """Whether the query has indexed terms (otherwise it matches nothing lexically)."""
+        return self.sparse_query is not None and bool(self.sparse_query.indices)
+
+    def rrf_weights(self, used: Sequence[str]) -> list[float] | None:
+        """Per-ranking RRF weights of the representations fused, in order (``None``: all 1)."""
+        if not self.weights:
+            return None
+        return [float(self.weights.get(name, 1.0)) for name in used]
+
+
 def _query(
-    store: VectorStore,
-    components: Sequence[str],
-    dense_vector: list[float] | None,
-    sparse_query: models.SparseVector | None,
-    *,
-    query_filter: models.Filter | None,
-    score_threshold: float | None,
-    limit: int,
-    offset: int,
-    fusion: str,
-    candidates: int,
-    rrf_k: int | None = None,
-    weights: Mapping[str, float] | None = None,
-    index: LocalIndex | None = None,
+    store: VectorStore, request: _Request, *, query_filter: models.Filter | None, index: LocalIndex | None
 ) -> Any:
     """One ``query_points`` call: a single representation, or a fusion of one prefetch each.
 
-    With an in-process ``index`` (embedded store), the same ranking is computed by the index.
+    With an in-process ``index`` (embedded store, no filter), the same ranking is computed by the
+    index instead.
     """
     from qdrant_client import models
     from qdrant_client.http.models import QueryResponse  # qdrant_client.models' is fastembed's
 
     if index is not None:
-        ranked = _query_index(
-            index,
-            components,
-            dense_vector,
-            sparse_query,
-            score_threshold=score_threshold,
-            limit=limit,
-            offset=offset,
-            fusion=fusion,
-            candidates=candidates,
-            rrf_k=rrf_k,
-            weights=weights,
-        )
+        ranked = _query_index(index, request)
         if ranked is not None:
             from ingest.local_index import fetch
 
@@ -508,15 +508,13 @@ def _query(
 
     def query_of(name: str) -> tuple[Any, str | None]:
         if name == "sparse":
-            if sparse_query is None or not sparse_query.indices:
-                return None, SPARSE_VECTOR
-            return sparse_query, SPARSE_VECTOR
+            return (request.sparse_query if request.has_terms() else None), SPARSE_VECTOR
         if name == "sentences":
-            return [dense_vector], SENTENCE_VECTOR  # a one-vector multivector query: MaxSim
-        return dense_vector, _VECTOR_NAMES.get(name)  # dense: the unnamed default vector
+            return [request.dense_vector], SENTENCE_VECTOR  # a one-vector multivector query: MaxSim
+        return request.dense_vector, _VECTOR_NAMES.get(name)  # dense: the unnamed default vector
 
-    if len(components) == 1:
-        query, using = query_of(components[0])
+    if len(request.components) == 1:
+        query, using = query_of(request.components[0])
         if query is None:  # a query without any indexed term matches nothing lexically
             return QueryResponse(points=[])
         return store.client.query_points(
@@ -524,27 +522,25 @@ def _query(
             query=query,
             using=using,
             query_filter=query_filter,
-            score_threshold=score_threshold,
-            limit=limit,
-            offset=offset,
+            score_threshold=request.score_threshold,
+            limit=request.limit,
+            offset=request.offset,
             with_payload=True,
         )
     prefetch = []
     used: list[str] = []
-    for name in components:
+    for name in request.components:
         query, using = query_of(name)
         if query is not None:
             used.append(name)
-            prefetch.append(models.Prefetch(query=query, using=using, filter=query_filter, limit=candidates))
-    fused: Any
-    if fusion == "dbsf":
-        fused = models.FusionQuery(fusion=models.Fusion.DBSF)
-    elif rrf_k is not None or weights:
-        fused = models.RrfQuery(
-            rrf=models.Rrf(
-                k=rrf_k, weights=[float((weights or {}).get(name, 1.0)) for name in used] if weights else None
+            prefetch.append(
+                models.Prefetch(query=query, using=using, filter=query_filter, limit=request.candidates)
             )
-        )
+    fused: Any
+    if request.fusion == "dbsf":
+        fused = models.FusionQuery(fusion=models.Fusion.DBSF)
+    elif request.rrf_k is not None or request.weights:
+        fused = models.RrfQuery(rrf=models.Rrf(k=request.rrf_k, weights=request.rrf_weights(used)))
     else:
         fused = models.FusionQuery(fusion=models.Fusion.RRF)
     return store.client.query_points(
@@ -552,34 +548,23 @@ def _query(
         prefetch=prefetch,
         query=fused,
         query_filter=query_filter,
-        limit=limit,
-        offset=offset,
+        limit=request.limit,
+        offset=request.offset,
         with_payload=True,
     )
 
 
-def _query_index(
-    index: LocalIndex,
-    components: Sequence[str],
-    dense_vector: list[float] | None,
-    sparse_query: models.SparseVector | None,
-    *,
-    score_threshold: float | None,
-    limit: int,
-    offset: int,
-    fusion: str,
-    candidates: int,
-    rrf_k: int | None = None,
-    weights: Mapping[str, float] | None = None,
-) -> list[tuple[Any, float]] | None:
+def _query_index(index: LocalIndex, request: _Request) -> list[tuple[Any, float]] | None:
     """:func:`_query`'s ranking from the in-process index; ``None`` if it lacks a vector."""
     from ingest.local_index import fuse
+
+    dense_vector, sparse_query = request.dense_vector, request.sparse_query
 
     def rank(name: str, size: int) -> list[tuple[Any, float]] | None:
         if name == "sparse":
             if not index.supports(SPARSE_VECTOR, "sparse"):
                 return None
-            if sparse_query is None or not sparse_query.indices:
+            if sparse_query is None or not request.has_terms():
                 return []
             return index.search_sparse(sparse_query.indices, sparse_query.values, SPARSE_VECTOR, size)
         if dense_vector is None:
@@ -593,31 +578,32 @@ def _query_index(
             return None
         return index.search_dense(dense_vector, using, size)
 
-    if len(components) == 1:
-        ranked = rank(components[0], limit + offset)
+    limit, offset = request.limit, request.offset
+    if len(request.components) == 1:
+        ranked = rank(request.components[0], limit + offset)
         if ranked is None:
             return None
-        if score_threshold is not None:
-            ranked = [(pid, score) for pid, score in ranked if score > score_threshold]
+        if request.score_threshold is not None:
+            threshold = request.score_threshold
+            ranked = [(pid, score) for pid, score in ranked if score > threshold]  # as Qdrant local
         return ranked[offset : offset + limit]
     rankings: list[list[tuple[Any, float]]] = []
     used: list[str] = []
-    for name in components:
-        ranking = rank(name, candidates)
+    for name in request.components:
+        ranking = rank(name, request.candidates)
         if ranking is None:
             return None
-        if name == "sparse" and (sparse_query is None or not sparse_query.indices):
+        if name == "sparse" and not request.has_terms():
             continue  # as in _query: a query without indexed terms has no lexical prefetch
         rankings.append(ranking)
         used.append(name)
+    rrf = request.fusion == "rrf"
     fused = fuse(
         rankings,
-        fusion=fusion,
+        fusion=request.fusion,
         limit=limit + offset,
-        rrf_k=rrf_k if fusion == "rrf" else None,
-        weights=[float((weights or {}).get(name, 1.0)) for name in used]
-        if weights and fusion == "rrf"
-        else None,
+        rrf_k=request.rrf_k if rrf else None,
+        weights=request.rrf_weights(used) if rrf else None,
     )
     return fused[offset : offset + limit]
 
