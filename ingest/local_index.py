@@ -242,7 +242,7 @@ class LocalIndex:
         touched = np.zeros(len(self.ids), dtype=bool)
         touched[sub.indices] = True  # points sharing a term with the query (a mask: no sort)
         scores = np.where(touched, scores, -np.inf)
-        return self._top(scores, min(limit, int(touched.sum())))
+        return self._top(scores, limit)  # _top leaves out the -inf (untouched) points
 
     def search_maxsim(
         self, vector: Sequence[float] | np.ndarray, using: str, limit: int

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from ingest.chunking import Chunk, Chunker, make_chunker
 from ingest.errors import DocumentError, IngestError
 from ingest.extract import ExtractedText, extract_text
-from ingest.representations import QuestionGenerator, RepresentationBuilder, SparseEncoder
+from ingest.representations import QuestionGenerator, RepresentationBuilder, with_sparse_avg_length
 from ingest.sources import FileResult, FileStatus, SourceFile, discover, upload_source
 from ingest.store import DENSE_VECTOR, DocumentManifest, chunk_point_id, expected_record
 
@@ -538,15 +538,11 @@ class _Run:
         estimated from the first batch (``texts``), recorded before any sparse vector is stored.
         """
         if self.builder is None:
-            reps = self.record.representations
-            if reps.sparse is not None and reps.sparse.avg_length is None:
-                estimate = round(SparseEncoder.from_record(reps.sparse).estimate_avg_length(texts), 2)
-                reps = reps.model_copy(
-                    update={"sparse": reps.sparse.model_copy(update={"avg_length": estimate})}
-                )
+            reps = with_sparse_avg_length(self.record.representations, texts)
+            if reps is not self.record.representations and reps.sparse is not None:
                 self.record = self.record.model_copy(update={"representations": reps})
                 self.writer.call(self.store.write_record, self.record)
-                logger.info("BM25 average chunk length estimated at %.1f terms", estimate)
+                logger.info("BM25 average chunk length estimated at %.1f terms", reps.sparse.avg_length)
             self.builder = RepresentationBuilder(
                 reps,
                 self.embedder,

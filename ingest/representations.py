@@ -258,6 +258,25 @@ class SparseEncoder:
         return max(1.0, sum(lengths) / max(1, len(lengths)))
 
 
+def with_sparse_avg_length(
+    representations: RepresentationsRecord, texts: Sequence[str]
+) -> RepresentationsRecord:
+    """The record with a BM25 average length estimated from ``texts`` if its sparse part has none.
+
+    Args:
+        representations: a collection's representations.
+        texts: sample documents (e.g. the first batch of an ingest).
+
+    Returns:
+        ``representations`` itself when there is nothing to estimate, else an updated copy.
+    """
+    sparse = representations.sparse
+    if sparse is None or sparse.avg_length is not None:
+        return representations
+    estimate = round(SparseEncoder.from_record(sparse).estimate_avg_length(texts), 2)
+    return representations.model_copy(update={"sparse": sparse.model_copy(update={"avg_length": estimate})})
+
+
 # -- sentences ----------------------------------------------------------------------------------
 
 

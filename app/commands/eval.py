@@ -154,6 +154,11 @@ def run_beir_command(
     return result.to_json()
 
 
+def _slug(text: str) -> str:
+    """``text`` as part of a result key: letters, digits, ``.`` and ``=`` kept, the rest ``-``."""
+    return "".join(ch if ch.isalnum() or ch in ".=" else "-" for ch in text).strip("-")
+
+
 def _weights(value: str | None) -> tuple[float, float] | None:
     if value is None:
         return None
@@ -192,9 +197,7 @@ def _beir_handler(args: argparse.Namespace, settings: Settings) -> int:
             # a dense run on a collection with costlier representations is a different build
             key += f"-{result['mode'].replace('+', '-')}"
             if result.get("fusion") and result["fusion"] != "rrf":
-                key += "-" + "".join(
-                    ch if ch.isalnum() or ch in ".=" else "-" for ch in result["fusion"]
-                ).strip("-")
+                key += "-" + _slug(result["fusion"])
         keywords = result.get("representations", {}).get("keywords")
         if keywords and "keywords" in result.get("mode", ""):
             key += f"-kw{keywords['chunk_weight']:g}-{keywords['keyword_weight']:g}"
@@ -220,7 +223,7 @@ def _tune_handler(args: argparse.Namespace, settings: Settings) -> int:
             flush=True,
         )
         if args.record:
-            slug = "".join(ch if ch.isalnum() or ch in ".=" else "-" for ch in config.label()).strip("-")
+            slug = _slug(config.label())
             data = {"dataset": dataset.name, "split": dataset.split, **row}
             save_result(
                 "tuning",

@@ -18,10 +18,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from app.errors import EvaluationError
 from config import Settings
 
 if TYPE_CHECKING:
     from embedder import Embedder
+    from ingest.local_index import LocalIndex
 
 #: Perturbation of the repeated vectors (before renormalisation).
 NOISE = 0.02
@@ -170,8 +172,7 @@ def measure_latency(
         ``runtime -> figures`` keyed ``query_p50_ms_10k``-style.
     """
     from app.search import search
-    from ingest.local_index import LocalIndex, acquire
-    from ingest.representations import SparseEncoder
+    from ingest.representations import SparseEncoder, with_sparse_avg_length
     from ingest.store import DocumentManifest, VectorStore, expected_record, open_client
 
     first = next(iter(embedders.values()))
@@ -183,20 +184,11 @@ def measure_latency(
         }
     )
     record = expected_record(settings, first)
-    assert record.representations.sparse is not None
-    encoder = SparseEncoder.from_record(record.representations.sparse)
-    encoder.avg_length = encoder.estimate_avg_length(corpus.passages)
-    record = record.model_copy(
-        update={
-            "representations": record.representations.model_copy(
-                update={
-                    "sparse": record.representations.sparse.model_copy(
-                        update={"avg_length": encoder.avg_length}
-                    )
-                }
-            )
-        }
-    )
+    reps = with_sparse_avg_length(record.representations, corpus.passages)
+    record = record.model_copy(update={"representations": reps})
+    if reps.sparse is None:  # enabled above; a guard for the type checker
+        raise EvaluationError("the latency bench needs the sparse representation")
+    encoder = SparseEncoder.from_record(reps.sparse)
     sparse = [encoder.document(text) for text in corpus.passages]
     base = first.embed(corpus.passages, record.instructions.get("document"))
     query_instruction = record.instructions.get("query")
@@ -230,11 +222,11 @@ def measure_latency(
                     )
                 )
             label = f"{size // 1000}k" if size % 1000 == 0 else str(size)
+            # as after a write: the next search rebuilds; the last build stays in use
             builds = []
-            for _ in range(3):
-                builds.append(LocalIndex.build(client, store.collection).build_seconds)
-            index = acquire(client, store.collection, quiet_seconds=0)
-            assert index is not None
+            for _ in range(3):  # one index alive at a time: the store's peak memory stays as in use
+                index = _rebuilt_index(client, store.collection)
+                builds.append(index.build_seconds)
             for runtime, embedder in embedders.items():
                 for query in corpus.queries[:5]:  # warm-up
                     search(query, store=store, embedder=embedder, top_k=10, mode="hybrid")
@@ -294,6 +286,17 @@ def measure_latency(
     for figures in results.values():
         figures["peak_rss_mb"] = peak
     return results
+
+
+def _rebuilt_index(client: Any, collection: str) -> LocalIndex:
+    """The collection's in-process index, rebuilt as the first search after a write rebuilds it."""
+    from ingest.local_index import acquire, invalidate
+
+    invalidate(client, collection)
+    index = acquire(client, collection, quiet_seconds=0)
+    if index is None:  # quiet_seconds=0 never defers the build
+        raise EvaluationError(f"the in-process index of {collection!r} was not built")
+    return index
 
 
 def _committed(store: Any, sources: set[str]) -> dict[str, str]:

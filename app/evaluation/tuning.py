@@ -37,14 +37,19 @@ class TuneConfig:
     weights: dict[str, float] = field(default_factory=dict)
     keyword_weights: tuple[float, float] | None = None
 
+    @property
+    def fused(self) -> bool:
+        """Whether the mode fuses several rankings (so the fusion settings apply)."""
+        from app.search import MODES
+
+        return len(MODES.get(self.mode, ())) != 1
+
     def label(self) -> str:
         """A short, unique name, e.g. ``hybrid rrf(k=60,sparse=0.5)``."""
         parts = [self.mode]
-        if self.mode in ("dense", "sparse", "sentences", "keywords", "questions"):
-            pass
-        elif self.fusion == "dbsf":
+        if self.fused and self.fusion == "dbsf":
             parts.append("dbsf")
-        else:
+        elif self.fused:
             inner = ([f"k={self.rrf_k}"] if self.rrf_k is not None else ["k=2"]) + [
                 f"{name}={weight:g}" for name, weight in sorted(self.weights.items())
             ]
@@ -151,9 +156,7 @@ def run_tuning(
         row = {
             "config": config.label(),
             "mode": config.mode,
-            "fusion": config.fusion
-            if config.mode not in ("dense", "sparse", "sentences", "keywords")
-            else None,
+            "fusion": config.fusion if config.fused else None,
             "rrf_k": config.rrf_k,
             "weights": dict(config.weights),
             "keyword_weights": list(config.keyword_weights) if config.keyword_weights else None,
