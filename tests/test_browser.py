@@ -9,6 +9,7 @@ Screenshots go to tests/artifacts/ (git-ignored).
 from __future__ import annotations
 
 import os
+import random
 import re
 import signal
 import socket
@@ -211,8 +212,14 @@ def test_sessions_search_while_another_uploads(chromium: Any, app_url: str, tmp_
         _pdf(tmp_path, "lighthouse.pdf", [TOPICS["bread"], LIGHTHOUSE, TOPICS["chess"]]),
         _pdf(tmp_path, "orchard.pdf", [TOPICS["volcano"], TOPICS["glacier"], ORCHARD]),
     ]
-    # A long document: many chunks, so its ingest takes a while on the real model.
-    big_pages = [f"Report {i}. " + " ".join(TOPICS[t] for t in TOPICS) for i in range(20)]
+    # A long document whose ingest takes a while on the real model: every page orders the topic
+    # sentences differently, so no chunk repeats another and neither the embedding cache nor the
+    # batch de-duplication can shorten the work (with identical pages the ingest ended too soon).
+    sentences = [
+        s.strip().rstrip(".") + "." for text in TOPICS.values() for s in text.split(". ") if s.strip()
+    ]
+    shuffler = random.Random(7)
+    big_pages = [f"Report {i}. " + " ".join(shuffler.sample(sentences, len(sentences))) for i in range(60)]
     big_pages[13] += " The observatory on the mountain tracks comets with a large refracting telescope."
     big = _pdf(tmp_path, "almanac.pdf", big_pages)
 
