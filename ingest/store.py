@@ -416,31 +416,22 @@ class VectorStore:
                 f"keyword weights ({chunk_weight}, {keyword_weight}) are not valid: use non-negative "
                 "weights with a positive sum"
             )
-        offset: Any = None
-        while True:
-            records, offset = self.client.scroll(
+        for records in scroll_pages(
+            self.client, self.collection, vectors=[DENSE_VECTOR, KEYWORD_MEAN_VECTOR]
+        ):
+            named: list[dict[str, Any]] = [dict(r.vector or {}) for r in records]
+            dense = np.array([v[DENSE_VECTOR] for v in named], dtype=np.float32)
+            means = np.array([v[KEYWORD_MEAN_VECTOR] for v in named], dtype=np.float32)
+            mixed = augmented(dense, means, chunk_weight, keyword_weight)
+            self.client.update_vectors(
                 self.collection,
-                limit=256,
-                offset=offset,
-                with_payload=False,
-                with_vectors=[DENSE_VECTOR, KEYWORD_MEAN_VECTOR],
+                points=[
+                    models.PointVectors(id=r.id, vector={KEYWORD_VECTOR: row.tolist()})
+                    for r, row in zip(records, mixed, strict=True)
+                ],
+                wait=True,
             )
-            if records:
-                named: list[dict[str, Any]] = [dict(r.vector or {}) for r in records]  # type: ignore[arg-type]
-                dense = np.array([v[DENSE_VECTOR] for v in named], dtype=np.float32)
-                means = np.array([v[KEYWORD_MEAN_VECTOR] for v in named], dtype=np.float32)
-                mixed = augmented(dense, means, chunk_weight, keyword_weight)
-                self.client.update_vectors(
-                    self.collection,
-                    points=[
-                        models.PointVectors(id=r.id, vector={KEYWORD_VECTOR: row.tolist()})
-                        for r, row in zip(records, mixed, strict=True)
-                    ],
-                    wait=True,
-                )
-                self._changed()
-            if offset is None:
-                break
+            self._changed()
         updated = record.model_copy(
             update={
                 "representations": record.representations.model_copy(
@@ -804,14 +795,39 @@ class VectorStore:
         return len(orphans)
 
     def _scroll(self, collection: str, *, payload: bool | list[str]) -> Iterator[Any]:
-        offset: Any = None
-        while True:
-            records, offset = self.client.scroll(
-                collection, limit=256, offset=offset, with_payload=payload, with_vectors=False
-            )
-            yield from records
-            if offset is None:
-                return
+        for page in scroll_pages(self.client, collection, payload=payload):
+            yield from page
+
+
+def scroll_pages(
+    client: QdrantClient,
+    collection: str,
+    *,
+    payload: bool | list[str] = False,
+    vectors: bool | list[str] = False,
+    limit: int = 256,
+) -> Iterator[list[Any]]:
+    """Every point of a collection, one ``scroll`` page at a time (public API; server or local).
+
+    Args:
+        client: the client.
+        collection: the collection.
+        payload: ``with_payload`` of each call (``True``, ``False`` or the payload keys).
+        vectors: ``with_vectors`` of each call (``True``, ``False`` or the vector names).
+        limit: points per page.
+
+    Yields:
+        The non-empty pages of records, in Qdrant's id order.
+    """
+    offset: Any = None
+    while True:
+        records, offset = client.scroll(
+            collection, limit=limit, offset=offset, with_payload=payload, with_vectors=vectors
+        )
+        if records:
+            yield records
+        if offset is None:
+            return
 
 
 def list_collections(client: QdrantClient) -> list[str]:

@@ -136,6 +136,7 @@ def ingest_folder(
     """Ingest files into the ``bench`` collection of the settings' store; returns the report and stored texts."""
     from app.errors import EvaluationError
     from ingest import VectorStore, discover, ingest_files, open_client
+    from ingest.store import scroll_pages
 
     sources, failures = discover(list(paths))
     if failures:
@@ -146,13 +147,7 @@ def ingest_folder(
         report = ingest_files(sources, settings=settings, embedder=embedder, store=store)
         if report.failed:
             raise EvaluationError(f"ingest failed: {[f for f in report.files if f.status == 'failed']}")
-        records: list[Any] = []
-        offset = None
-        while True:
-            batch, offset = client.scroll("bench", limit=512, offset=offset, with_payload=True)
-            records += batch
-            if offset is None:
-                break
+        records = [r for page in scroll_pages(client, "bench", payload=True, limit=512) for r in page]
     finally:
         client.close()
     records.sort(key=lambda r: (r.payload["metadata"]["source"], r.payload["metadata"]["chunk_index"]))
