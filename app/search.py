@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from app.errors import ModeUnavailableError, QueryError
 from ingest.representations import (
@@ -34,6 +34,7 @@ from ingest.store import CollectionRecord, manifest_point_id
 if TYPE_CHECKING:
     from qdrant_client import models
 
+    from config import SearchSettings
     from embedder import Embedder
     from ingest.local_index import LocalIndex
     from ingest.store import VectorStore
@@ -122,6 +123,35 @@ def _sparse_encoder(record: SparseRecord) -> SparseEncoder:
 
 
 _SPARSE_ENCODERS: dict[tuple[float, float, float | None, str], SparseEncoder] = {}
+
+
+class SearchOptions(TypedDict):
+    """The keyword arguments of :func:`search` that the ``search`` settings section decides."""
+
+    fusion: str
+    candidates: int
+    rrf_k: int | None
+    weights: Mapping[str, float]
+    local_index: bool
+
+
+def options_from(section: SearchSettings, *, min_candidates: int = 0) -> SearchOptions:
+    """The settings' retrieval options, as keyword arguments of :func:`search`.
+
+    Args:
+        section: the ``search`` settings section.
+        min_candidates: fused representations contribute at least this many candidates.
+
+    Returns:
+        ``fusion``, ``candidates``, ``rrf_k``, ``weights`` and ``local_index``.
+    """
+    return SearchOptions(
+        fusion=section.fusion,
+        candidates=max(section.candidates, min_candidates),
+        rrf_k=section.rrf_k,
+        weights=section.weights,
+        local_index=section.local_index,
+    )
 
 
 @dataclass(frozen=True)
@@ -613,10 +643,12 @@ __all__ = [
     "MAX_TOP_K",
     "MODES",
     "Hit",
+    "SearchOptions",
     "SearchResult",
     "available_modes",
     "build_filter",
     "mode_components",
+    "options_from",
     "search",
     "validate_query",
 ]

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 from app.errors import AppError
-from app.search import SearchResult, search
+from app.search import SearchResult, options_from, search
 from ingest.store import CollectionRecord, DocumentManifest, VectorStore, expected_record, list_collections
 
 if TYPE_CHECKING:
@@ -357,10 +357,6 @@ class SearchService:
             documents=documents,
             domain=domain,
             mode=mode or self.settings.search.mode,
-            fusion=self.settings.search.fusion,
-            candidates=self.settings.search.candidates,
-            rrf_k=self.settings.search.rrf_k,
-            local_index=self.settings.search.local_index,
-            weights=self.settings.search.weights,
             fallback=mode is None,
+            **options_from(self.settings.search),
         )

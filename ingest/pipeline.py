@@ -548,9 +548,8 @@ class _Run:
                 self.embedder,
                 self.record.instruction_set.document,
                 batch_size=self.settings.model.batch_size,
+                generator=self.question_generator,
             )
-            if self.question_generator is not None:
-                self.builder.generator = self.question_generator
         return self.builder
 
     def _payload(self, item: _Queued, more: dict[str, Any] | None = None) -> dict[str, object]:
@@ -642,10 +641,9 @@ def ingest_files(
     wanted = expected_record(settings, embedder, domain=domain)
     record = store.ensure(wanted)
     skipped = _skipped_representations(settings, wanted, record)
-    generator = None
     questions = record.representations.questions
-    if questions is not None:  # load it before anything is written: a missing model fails here
-        generator = QuestionGenerator(questions.generator, questions.count, questions.max_new_tokens)
+    # Loaded before anything is written: a missing model fails here.
+    generator = QuestionGenerator.from_record(questions) if questions is not None else None
     repaired = store.repair()
     manifests = {manifest.source: manifest for manifest in store.documents()}
     store.begin_write()  # left in place if the run dies, so that the next run repairs

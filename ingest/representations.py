@@ -355,6 +355,11 @@ class QuestionGenerator:
             ) from exc
         self._model.eval()
 
+    @classmethod
+    def from_record(cls, record: QuestionRecord) -> QuestionGenerator:
+        """The generator a collection's question vectors are built with (loaded now)."""
+        return cls(record.generator, record.count, record.max_new_tokens)
+
     def generate(self, texts: Sequence[str]) -> list[list[str]]:
         """``count`` distinct questions per text (beam search, so runs are repeatable)."""
         import torch
@@ -441,6 +446,7 @@ class RepresentationBuilder:
         embedder: the embedder (the same one as for the dense vectors).
         document_instruction: instruction of chunks (and their sentences).
         batch_size: texts per forward pass.
+        generator: an already loaded question generator (``None``: loaded on first use).
     """
 
     def __init__(
@@ -450,12 +456,15 @@ class RepresentationBuilder:
         document_instruction: str | None,
         *,
         batch_size: int = 32,
+        generator: QuestionGenerator | None = None,
     ) -> None:
         self.record = record
         self.embedder = embedder
         self.document_instruction = document_instruction
         self.batch_size = batch_size
         self.stats = BuildStats()
+        if generator is not None:
+            self.generator = generator
 
     @cached_property
     def sparse(self) -> SparseEncoder | None:
@@ -478,7 +487,7 @@ class RepresentationBuilder:
     def generator(self) -> QuestionGenerator | None:
         """The question generator (loaded on first use)."""
         rec = self.record.questions
-        return QuestionGenerator(rec.generator, rec.count, rec.max_new_tokens) if rec else None
+        return QuestionGenerator.from_record(rec) if rec else None
 
     def extra_keys(self) -> bool:
         """Whether points get named vectors (otherwise the dense vector alone, unnamed)."""

@@ -12,7 +12,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, cast, get_args
 
 from app.evaluation.record import DOCS, save_result
 from config import Runtime, Settings
@@ -70,12 +70,12 @@ def _handler(args: argparse.Namespace, settings: Settings) -> int:
         print(f"error: --sizes {args.sizes!r} must be comma-separated whole numbers", file=sys.stderr)
         return 2
     runtimes = [r.strip() for r in args.runtimes.split(",") if r.strip()]
-    unknown = [r for r in runtimes if r not in ("torch", "onnx", "onnx-int8")]
+    unknown = [r for r in runtimes if r not in get_args(Runtime)]
     skip = {p.strip() for p in args.skip.split(",") if p.strip()}
     if unknown or skip - set(PARTS):
         print(
             f"error: unknown runtime(s) {unknown} or part(s) {sorted(skip - set(PARTS))}; "
-            f"runtimes: torch, onnx, onnx-int8; parts: {', '.join(PARTS)}",
+            f"runtimes: {', '.join(get_args(Runtime))}; parts: {', '.join(PARTS)}",
             file=sys.stderr,
         )
         return 2

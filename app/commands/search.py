@@ -86,7 +86,7 @@ def format_result(result: SearchResult, *, width: int = 100) -> str:
 def run_search(args: argparse.Namespace, settings: Settings) -> int:
     """Run a search and print the hits."""
     from app.cli import print_json
-    from app.search import search, validate_query
+    from app.search import options_from, search, validate_query
     from embedder import make_embedder
     from ingest.store import VectorStore, open_client
 
@@ -105,12 +105,8 @@ def run_search(args: argparse.Namespace, settings: Settings) -> int:
             documents=document_filter(args.document),
             domain=args.domain,
             mode=args.mode or settings.search.mode,
-            fusion=settings.search.fusion,
-            candidates=settings.search.candidates,
-            rrf_k=settings.search.rrf_k,
-            weights=settings.search.weights,
-            local_index=settings.search.local_index,
             fallback=args.mode is None,  # the default mode falls back to dense in older collections
+            **options_from(settings.search),
         )
     finally:
         client.close()

@@ -155,7 +155,8 @@ def measure_latency(
 
     Each size is filled once (in the embedded local mode, in memory: the same search code as
     the on-disk embedded store, without writing the points to disk) and searched with every
-    runtime's query embedder, in the ``dense`` and the ``hybrid`` (dense + BM25, RRF) mode.
+    runtime's query embedder, in the ``dense`` and the ``hybrid`` (dense + BM25, fused with
+    :func:`app.search.search`'s default fusion, DBSF) mode.
     Besides the end-to-end time of :func:`app.search.search`, the parts are timed alone: the
     query embedding, the dense vector search by the in-process index (:mod:`ingest.local_index`)
     and by Qdrant local's own scan, the index build after a write, and the manifest check of

@@ -8,7 +8,6 @@ document ids; a document's score is its best chunk's score.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import tempfile
@@ -156,10 +155,11 @@ def _identical_documents(dataset: BeirDataset) -> dict[str, tuple[str, ...]]:
     Ingestion stores identical content once, under the first source that brought it, so a hit
     on that document stands for all of its twins (NFCorpus has a few dozen such duplicates).
     """
+    from ingest.pipeline import file_sha256
+
     groups: dict[str, list[str]] = {}
     for doc in dataset.corpus():
-        digest = hashlib.sha256(doc.full_text.encode("utf-8")).hexdigest()
-        groups.setdefault(digest, []).append(doc.doc_id)
+        groups.setdefault(file_sha256(doc.full_text.encode("utf-8")), []).append(doc.doc_id)
     return {ids[0]: tuple(ids) for ids in groups.values() if len(ids) > 1}
 
 
@@ -265,7 +265,7 @@ def run_beir(
     Returns:
         The metrics and timings.
     """
-    from app.search import MODES, search
+    from app.search import MODES, options_from, search
     from ingest.pipeline import ingest_files
     from ingest.store import VectorStore, expected_record, open_client
 
@@ -355,11 +355,7 @@ def run_beir(
                     embedder=embedder,
                     top_k=chunk_k,
                     mode=search_mode,
-                    fusion=settings.search.fusion,
-                    candidates=max(settings.search.candidates, chunk_k),
-                    rrf_k=settings.search.rrf_k,
-                    local_index=settings.search.local_index,
-                    weights=settings.search.weights,
+                    **options_from(settings.search, min_candidates=chunk_k),
                 )
                 scores: dict[str, float] = {}
                 for hit in result.hits:
