@@ -3,6 +3,14 @@
 from __future__ import annotations
 
 from config.errors import ConfigError
+from config.names import (
+    MANIFEST_SUFFIX,
+    InvalidNameError,
+    display,
+    is_internal_collection,
+    redact_url,
+    validate_collection_name,
+)
 from config.settings import (
     ENV_PREFIX,
     MEMORY_LOCATION,
@@ -10,6 +18,7 @@ from config.settings import (
     CacheSettings,
     ChunkSettings,
     IndexSettings,
+    IngestSettings,
     InstructionSettings,
     ModelSettings,
     QdrantSettings,
@@ -22,18 +31,25 @@ from config.settings import (
 
 __all__ = [
     "ENV_PREFIX",
+    "MANIFEST_SUFFIX",
     "MEMORY_LOCATION",
     "AppSettings",
     "CacheSettings",
     "ChunkSettings",
     "ConfigError",
     "IndexSettings",
+    "IngestSettings",
     "InstructionSettings",
+    "InvalidNameError",
     "ModelSettings",
     "QdrantSettings",
     "RetrievalMode",
     "Runtime",
     "SearchSettings",
     "Settings",
+    "display",
+    "is_internal_collection",
     "load_settings",
+    "redact_url",
+    "validate_collection_name",
 ]

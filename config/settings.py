@@ -20,7 +20,15 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -29,6 +37,7 @@ from pydantic_settings import (
 )
 
 from config.errors import ConfigError
+from config.names import InvalidNameError, validate_collection_name
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -139,9 +148,10 @@ class QdrantSettings(_Section):
     @field_validator("collection")
     @classmethod
     def _valid_collection(cls, value: str) -> str:
-        if not value or not value.strip() or "/" in value or len(value) > 255:
-            raise ValueError(f"collection name {value!r} is not valid: use 1-255 characters without '/'")
-        return value.strip()
+        try:
+            return validate_collection_name(value)
+        except InvalidNameError as exc:  # pydantic reports ValueErrors with the field's location
+            raise ValueError(str(exc)) from exc
 
     @model_validator(mode="after")
     def _one_location(self) -> QdrantSettings:
@@ -177,6 +187,19 @@ class ChunkSettings(_Section):
         return self
 
 
+class IngestSettings(_Section):
+    """Limits that keep one hostile or runaway file from monopolising an ingest.
+
+    Attributes:
+        max_chars_per_file: most characters of text one file may yield (after extraction);
+            the default fits books of well over a thousand pages.
+        max_chunks_per_file: most chunks one file may be split into.
+    """
+
+    max_chars_per_file: int = Field(default=5_000_000, ge=1)
+    max_chunks_per_file: int = Field(default=10_000, ge=1)
+
+
 class AppSettings(_Section):
     """Settings of the Streamlit app.
 
@@ -184,11 +207,14 @@ class AppSettings(_Section):
         top_k: default number of hits.
         max_upload_mb: largest accepted upload per file, in MiB.
         sample_corpus: ingest the bundled sample PDFs when the default collection is empty.
+        password: a shared password the app asks for before anything else (``None``: no
+            password; serve on a loopback address only). Compared in constant time, never logged.
     """
 
     top_k: int = Field(default=5, ge=1, le=100)
     max_upload_mb: int = Field(default=50, ge=1, le=2048)
     sample_corpus: bool = True
+    password: SecretStr | None = None
 
 
 #: How a search ranks chunks: one representation, or several fused (see ``app.search``).
@@ -364,6 +390,7 @@ class Settings(BaseSettings):
         instructions: see :class:`InstructionSettings`.
         qdrant: see :class:`QdrantSettings`.
         chunk: see :class:`ChunkSettings`.
+        ingest: see :class:`IngestSettings`.
         app: see :class:`AppSettings`.
         cache: see :class:`CacheSettings`.
         index: see :class:`IndexSettings`.
@@ -382,6 +409,7 @@ class Settings(BaseSettings):
     instructions: InstructionSettings = InstructionSettings()
     qdrant: QdrantSettings = QdrantSettings()
     chunk: ChunkSettings = ChunkSettings()
+    ingest: IngestSettings = IngestSettings()
     app: AppSettings = AppSettings()
     cache: CacheSettings = CacheSettings()
     index: IndexSettings = IndexSettings()
@@ -422,7 +450,7 @@ class Settings(BaseSettings):
         return "embedded"
 
 
-_SECRET_KEYS = frozenset({"api_key"})
+_SECRET_KEYS = frozenset({"api_key", "password"})
 
 
 def _redact(loc: tuple[int | str, ...], value: Any) -> Any:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from config.names import MANIFEST_SUFFIX
 from embedder import InstructionSet
 from ingest.errors import (
     CollectionMismatchError,
@@ -53,7 +54,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
-MANIFEST_SUFFIX = "__documents"
 DENSE_VECTOR = ""  # the unnamed default vector, which langchain_qdrant reads
 #: Namespace of the deterministic point ids (uuid5 of file hash and chunk index).
 POINT_NAMESPACE = uuid.UUID("6f1c8a52-3d0e-5b7a-9c4e-2a1b0d9e8f70")
