@@ -263,10 +263,11 @@ class PageTextCache:
     """pypdf's text of PDF pages, by a fingerprint of everything the extraction reads.
 
     Re-ingesting an edited PDF extracts only the pages that changed: a page's fingerprint is
-    the sha256 of its decoded content streams and its resources (fonts with their encodings,
+    the sha256 of its content streams and its resources (fonts with their encodings,
     ToUnicode maps and widths, form XObjects: every object reachable from the page except its
-    parent in the page tree, streams by their decoded data), its rotation, and the pypdf
-    version. Bounded (least recently used out); in memory, shared by the threads of a process.
+    parent in the page tree), its rotation, and the pypdf version. Streams count by their
+    dictionary (filters included) and their encoded bytes: nothing is decompressed, so an
+    image that decodes to tens of MB costs only its size in the file. Bounded (least recently used out); in memory, shared by the threads of a process.
 
     Args:
         max_entries: most pages kept.
@@ -342,8 +343,9 @@ def _feed(digest: Any, obj: Any, memo: dict[tuple[int, int], bytes], active: set
         digest.update(b"I" + memo[ref])
     elif isinstance(obj, StreamObject):
         digest.update(b"S")
-        _feed_dict(digest, obj, memo, active, skip=("/Length", "/Filter", "/DecodeParms", "/Parent"))
-        data = obj.get_data()
+        # The filters stay in: the bytes hashed are the encoded ones.
+        _feed_dict(digest, obj, memo, active, skip=("/Length", "/Parent"))
+        data = _stream_bytes(obj)
         digest.update(len(data).to_bytes(8, "big") + data)
     elif isinstance(obj, DictionaryObject):
         digest.update(b"D")
@@ -355,6 +357,21 @@ def _feed(digest: Any, obj: Any, memo: dict[tuple[int, int], bytes], active: set
     else:
         text = repr(obj).encode("utf-8", "surrogatepass")
         digest.update(b"V" + len(text).to_bytes(4, "big") + text)
+
+
+def _stream_bytes(stream: Any) -> bytes:
+    """A stream's bytes as stored in the file (still encoded), without decoding it.
+
+    ``get_data()`` would decode the stream and pypdf would keep the decoded copy: an image of a
+    few KB on disk can decode to tens of MB. ``_data`` holds the bytes as read (decrypted, not
+    decompressed); only a stream pypdf built itself (a content stream edited in memory) lacks
+    them, and that is text, so it is decoded.
+    """
+    raw = getattr(stream, "_data", None)
+    if isinstance(raw, bytes | bytearray):
+        return bytes(raw)
+    data: bytes = stream.get_data()
+    return data
 
 
 def _feed_dict(
