@@ -29,3 +29,14 @@ class DocumentError(IngestError):
 
 class DocumentNotFoundError(IngestError):
     """No stored document matches the given source, path or file name (or several do)."""
+
+
+class LimitExceededError(DocumentError):
+    """A file yields more text or chunks than the ``ingest`` settings allow; it is not ingested."""
+
+
+class IngestCancelledError(IngestError):
+    """The run's cancel event was set; raised inside extraction and chunking to stop them early.
+
+    :func:`ingest.pipeline.ingest_files` handles it: it never escapes an ingest run.
+    """

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
-from ingest.errors import DocumentError
+from ingest.errors import DocumentError, IngestCancelledError, LimitExceededError
 
 if TYPE_CHECKING:
     from pypdf import PdfReader
@@ -61,6 +61,31 @@ class ExtractedText:
     pages: tuple[Page, ...]
     page_count: int | None
     kind: str
+
+
+# -- limits ------------------------------------------------------------------------------------
+
+_CHARS_SETTING = "setting ingest.max_chars_per_file, env INSTRUCTOR_SEARCH_INGEST__MAX_CHARS_PER_FILE"
+
+
+def too_much_text(file_name: str, chars: int, limit: int, *, where: str = "") -> LimitExceededError:
+    """The error for a file over ``ingest.max_chars_per_file``.
+
+    Args:
+        file_name: the file.
+        chars: the characters counted (all of them, or as far as extraction went).
+        limit: the setting's value.
+        where: how far extraction went, e.g. ``" by page 3 of 200"``.
+    """
+    return LimitExceededError(
+        f"{file_name!r} has {chars:,} characters of text{where}, over the limit of {limit:,} per file "
+        f"({_CHARS_SETTING}); it was not ingested: split the file or raise the limit"
+    )
+
+
+def _check_cancel(cancel: threading.Event | None, file_name: str) -> None:
+    if cancel is not None and cancel.is_set():
+        raise IngestCancelledError(f"ingest cancelled while extracting {file_name!r}")
 
 
 # -- cleaning ----------------------------------------------------------------------------------
@@ -198,12 +223,40 @@ def _describe_start(data: bytes) -> str:
     return f"it starts with {preview!r}"
 
 
+def _decompression_limit() -> int:
+    """The limit pypdf sets on the bytes one stream may decompress to (FlateDecode; the others match it)."""
+    try:
+        from pypdf import get_configuration  # type: ignore[attr-defined,unused-ignore]
+
+        return int(get_configuration().zlib_maximum_output_length)
+    except (ImportError, AttributeError):  # pypdf before 7: module constants
+        from pypdf import filters
+
+        return int(getattr(filters, "ZLIB_MAX_OUTPUT_LENGTH", 75_000_000))
+
+
+def _over_pypdf_limit(file_name: str, exc: Exception, where: str) -> DocumentError:
+    """The error for pypdf's ``LimitReachedError``: a decompression bomb or a hostile structure."""
+    detail = str(exc).rstrip(".")
+    if "decompress" in detail.lower():
+        return DocumentError(
+            f"{file_name!r}: {where} decompresses past pypdf's limit of {_decompression_limit():,} bytes: "
+            "a decompression bomb or an extremely large stream; it was not ingested"
+        )
+    return DocumentError(
+        f"{file_name!r}: {where} exceeds one of pypdf's safety limits ({detail}): a hostile or "
+        "extremely large PDF; it was not ingested"
+    )
+
+
 def _open_pdf(data: bytes, *, file_name: str, password: str | None) -> PdfReader:
     from pypdf import PdfReader
-    from pypdf.errors import DependencyError, FileNotDecryptedError, PdfReadError
+    from pypdf.errors import DependencyError, FileNotDecryptedError, LimitReachedError, PdfReadError
 
     try:
         reader = PdfReader(io.BytesIO(data), strict=False)
+    except LimitReachedError as exc:
+        raise _over_pypdf_limit(file_name, exc, "its structure") from exc
     except (PdfReadError, FileNotDecryptedError) as exc:
         raise DocumentError(
             f"{file_name!r} is a malformed or truncated PDF that cannot be opened ({exc}); "
@@ -395,6 +448,8 @@ def extract_pdf(
     file_name: str,
     password: str | None = None,
     page_cache: PageTextCache | None = PAGE_TEXT_CACHE,
+    max_chars: int | None = None,
+    cancel: threading.Event | None = None,
 ) -> ExtractedText:
     """Text of each page of a PDF.
 
@@ -404,13 +459,18 @@ def extract_pdf(
         password: user or owner password of an encrypted PDF.
         page_cache: pages seen before (by fingerprint) are not extracted again; ``None``
             extracts every page.
+        max_chars: most characters of (cleaned) text the file may yield; extraction stops at the
+            page that passes it (``ingest.max_chars_per_file``). ``None``: no limit.
+        cancel: checked before each page; when set, extraction stops.
 
     Returns:
         The pages with text, their 1-based numbers, and the page count.
 
     Raises:
-        DocumentError: empty, not a PDF, malformed, encrypted without a working password, or
-            without any text layer.
+        DocumentError: empty, not a PDF, malformed, a decompression bomb, encrypted without a
+            working password, or without any text layer.
+        LimitExceededError: the text passes ``max_chars``.
+        IngestCancelledError: ``cancel`` was set.
     """
     if not data:
         raise DocumentError(f"{file_name!r} is an empty file (0 bytes)")
@@ -418,34 +478,22 @@ def extract_pdf(
         raise DocumentError(f"{file_name!r} is not a PDF although it is named .pdf: {_describe_start(data)}")
     _quiet_pypdf()
     reader = _open_pdf(data, file_name=file_name, password=password)
-    try:
-        page_objects = list(reader.pages)
-    except Exception as exc:  # a broken page tree raises assorted errors
-        raise DocumentError(
-            f"{file_name!r} is a malformed PDF: its page tree cannot be read ({type(exc).__name__}: {exc})"
-        ) from exc
-    if not page_objects:
-        raise DocumentError(f"{file_name!r} is a PDF without pages")
+    page_objects = _page_objects(reader, file_name)
     pages: list[Page] = []
     broken: list[int] = []
     memo: dict[tuple[int, int], bytes] = {}
+    total = 0
     for number, page in enumerate(page_objects, start=1):
-        key = None
-        if page_cache is not None:
-            try:
-                key = page_fingerprint(page, memo)
-            except Exception:  # an unreadable object: extract the page (which reports the problem)
-                logger.debug("page %d of %s: no fingerprint", number, file_name, exc_info=True)
-        cached = page_cache.get(key) if page_cache is not None and key is not None else None
-        try:
-            raw = cached if cached is not None else (page.extract_text() or "")
-        except Exception:  # one broken content stream should not lose the other pages
-            logger.debug("page %d of %s: text extraction failed", number, file_name, exc_info=True)
+        _check_cancel(cancel, file_name)
+        raw = _page_text(page, number, file_name=file_name, memo=memo, page_cache=page_cache)
+        if raw is None:
             broken.append(number)
             continue
-        if cached is None and page_cache is not None and key is not None:
-            page_cache.put(key, raw)
         text = clean_text(raw)
+        total += len(text)
+        if max_chars is not None and total > max_chars:
+            where = f" by page {number} of {len(page_objects)} (extraction stopped there)"
+            raise too_much_text(file_name, total, max_chars, where=where)
         if text:
             pages.append(Page(number=number, text=text))
     if broken and len(broken) == len(page_objects):
@@ -459,39 +507,109 @@ def extract_pdf(
             ", ".join(map(str, broken)),
         )
     if not pages:
-        count = len(page_objects)
-        if _has_images(reader):
-            raise DocumentError(
-                f"{file_name!r} has no text layer: its {count} page(s) are images only (a scan?); "
-                "OCR is out of scope - add a text layer first (e.g. ocrmypdf in.pdf out.pdf)"
-            )
-        raise DocumentError(
-            f"{file_name!r} has no text layer: its {count} page(s) contain no extractable text "
-            "(blank pages?); OCR is out of scope"
-        )
+        raise _no_text_layer(reader, file_name, len(page_objects))
     return ExtractedText(pages=tuple(pages), page_count=len(page_objects), kind="pdf")
 
 
-def extract_text(data: bytes, *, file_name: str, password: str | None = None) -> ExtractedText:
+def _page_objects(reader: PdfReader, file_name: str) -> list[Any]:
+    from pypdf.errors import LimitReachedError
+
+    try:
+        page_objects = list(reader.pages)
+    except LimitReachedError as exc:
+        raise _over_pypdf_limit(file_name, exc, "its page tree") from exc
+    except Exception as exc:  # a broken page tree raises assorted errors
+        raise DocumentError(
+            f"{file_name!r} is a malformed PDF: its page tree cannot be read ({type(exc).__name__}: {exc})"
+        ) from exc
+    if not page_objects:
+        raise DocumentError(f"{file_name!r} is a PDF without pages")
+    return page_objects
+
+
+def _page_text(
+    page: Any,
+    number: int,
+    *,
+    file_name: str,
+    memo: dict[tuple[int, int], bytes],
+    page_cache: PageTextCache | None,
+) -> str | None:
+    """The raw text pypdf extracts from a page (cached by fingerprint); ``None``: the page is broken.
+
+    Raises:
+        DocumentError: the page passes one of pypdf's limits (a decompression bomb).
+    """
+    from pypdf.errors import LimitReachedError
+
+    key = None
+    if page_cache is not None:
+        try:
+            key = page_fingerprint(page, memo)
+        except Exception:  # an unreadable object: extract the page (which reports the problem)
+            logger.debug("page %d of %s: no fingerprint", number, file_name, exc_info=True)
+    cached = page_cache.get(key) if page_cache is not None and key is not None else None
+    if cached is not None:
+        return cached
+    try:
+        raw = page.extract_text() or ""
+    except LimitReachedError as exc:
+        raise _over_pypdf_limit(file_name, exc, f"page {number}") from exc
+    except Exception:  # one broken content stream should not lose the other pages
+        logger.debug("page %d of %s: text extraction failed", number, file_name, exc_info=True)
+        return None
+    if page_cache is not None and key is not None:
+        page_cache.put(key, raw)
+    return raw
+
+
+def _no_text_layer(reader: PdfReader, file_name: str, count: int) -> DocumentError:
+    if _has_images(reader):
+        return DocumentError(
+            f"{file_name!r} has no text layer: its {count} page(s) are images only (a scan?); "
+            "OCR is out of scope - add a text layer first (e.g. ocrmypdf in.pdf out.pdf)"
+        )
+    return DocumentError(
+        f"{file_name!r} has no text layer: its {count} page(s) contain no extractable text "
+        "(blank pages?); OCR is out of scope"
+    )
+
+
+def extract_text(
+    data: bytes,
+    *,
+    file_name: str,
+    password: str | None = None,
+    max_chars: int | None = None,
+    cancel: threading.Event | None = None,
+) -> ExtractedText:
     """Text of a PDF, ``.txt`` or ``.md`` file, chosen by the file name's extension.
 
     Args:
         data: the file's bytes.
         file_name: the file name (its extension selects the reader).
         password: password for an encrypted PDF.
+        max_chars: most characters of (cleaned) text the file may yield
+            (``ingest.max_chars_per_file``); ``None``: no limit.
+        cancel: checked between pages; when set, extraction stops.
 
     Returns:
         The extracted text.
 
     Raises:
         DocumentError: the file cannot be turned into text; the message says why.
+        LimitExceededError: the text passes ``max_chars`` (a :class:`DocumentError` too).
+        IngestCancelledError: ``cancel`` was set.
     """
     suffix = PurePath(file_name).suffix.lower()
     if suffix == ".pdf":
-        return extract_pdf(data, file_name=file_name, password=password)
+        return extract_pdf(data, file_name=file_name, password=password, max_chars=max_chars, cancel=cancel)
     if suffix in (".txt", ".md"):
+        _check_cancel(cancel, file_name)
         text = clean_text(decode_text(data, file_name=file_name))
         if not text:
             raise DocumentError(f"{file_name!r} contains no text (only whitespace)")
+        if max_chars is not None and len(text) > max_chars:
+            raise too_much_text(file_name, len(text), max_chars)
         return ExtractedText(pages=(Page(number=None, text=text),), page_count=None, kind="text")
     raise DocumentError(f"unsupported file type {suffix or '(no extension)'!r} for {file_name!r}")
