@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from ingest.errors import IngestError
+from ingest.errors import IngestCancelledError, IngestError, LimitExceededError
 
 if TYPE_CHECKING:
     from langchain_text_splitters import RecursiveCharacterTextSplitter
@@ -104,7 +105,14 @@ class Chunker:
             )
         # The splitter measures every piece more than once (when splitting and when merging).
         self._count_tokens = functools.lru_cache(maxsize=8192)(embedder.count_tokens)
+        self._cancel: threading.Event | None = None  # of the split() in progress
         self._splitter = self._make_splitter(self.size, self.overlap)
+
+    def _length(self, text: str) -> int:
+        """The splitter's length function: token count, and the cheap place to notice a cancel."""
+        if self._cancel is not None and self._cancel.is_set():
+            raise IngestCancelledError("ingest cancelled while chunking")
+        return self._count_tokens(text)
 
     def _make_splitter(self, size: int, overlap: int) -> RecursiveCharacterTextSplitter:
         from langchain_text_splitters import RecursiveCharacterTextSplitter
@@ -115,31 +123,52 @@ class Chunker:
             keep_separator="end",
             chunk_size=size,
             chunk_overlap=overlap,
-            length_function=self._count_tokens,
+            length_function=self._length,
             strip_whitespace=True,
         )
 
-    def split(self, pages: Iterable[Page]) -> list[Chunk]:
+    def split(
+        self,
+        pages: Iterable[Page],
+        *,
+        max_chunks: int | None = None,
+        file_name: str = "the file",
+        cancel: threading.Event | None = None,
+    ) -> list[Chunk]:
         """Chunks of all pages, indexed in order.
 
         Args:
             pages: the document's pages (cleaned text).
+            max_chunks: most chunks the file may have (``ingest.max_chunks_per_file``); splitting
+                stops at the page that passes it. ``None``: no limit.
+            file_name: the file, for the limit's message.
+            cancel: checked while splitting; when set, splitting stops.
 
         Returns:
             The chunks; empty pages give none.
+
+        Raises:
+            LimitExceededError: more than ``max_chunks`` chunks.
+            IngestCancelledError: ``cancel`` was set.
         """
         chunks: list[Chunk] = []
-        for page in pages:
-            for text, start in self.split_page(page.text):
-                chunks.append(
-                    Chunk(
-                        index=len(chunks),
-                        text=text,
-                        page=page.number,
-                        char_start=start,
-                        char_end=start + len(text),
+        self._cancel = cancel
+        try:
+            for page in pages:
+                for text, start in self.split_page(page.text):
+                    chunks.append(
+                        Chunk(
+                            index=len(chunks),
+                            text=text,
+                            page=page.number,
+                            char_start=start,
+                            char_end=start + len(text),
+                        )
                     )
-                )
+                if max_chunks is not None and len(chunks) > max_chunks:
+                    raise _too_many_chunks(file_name, len(chunks), max_chunks, page.number)
+        finally:
+            self._cancel = None
         return chunks
 
     def split_page(self, text: str) -> list[tuple[str, int]]:
@@ -176,6 +205,15 @@ class Chunker:
             else:
                 out.append((piece, base + start))
         return out
+
+
+def _too_many_chunks(file_name: str, count: int, limit: int, page: int | None) -> LimitExceededError:
+    where = f" by page {page} (splitting stopped there)" if page is not None else ""
+    return LimitExceededError(
+        f"{file_name!r} splits into {count:,} chunks{where}, over the limit of {limit:,} per file "
+        "(setting ingest.max_chunks_per_file, env INSTRUCTOR_SEARCH_INGEST__MAX_CHUNKS_PER_FILE); "
+        "it was not ingested: split the file, raise the limit or use a larger chunk.size"
+    )
 
 
 def _locate(text: str, pieces: Sequence[str]) -> list[tuple[str, int]]:
