@@ -24,7 +24,16 @@ SUPPORTED_SUFFIXES: tuple[str, ...] = (".pdf", ".txt", ".md")
 #: Prefix of the ``source`` of uploaded files.
 UPLOAD_PREFIX = "upload:"
 
-FileStatus = Literal["ingested", "unchanged", "replaced", "failed"]
+FileStatus = Literal["ingested", "unchanged", "replaced", "failed", "skipped", "cancelled"]
+#: Every status, in the order reports list their counts.
+FILE_STATUSES: tuple[FileStatus, ...] = (
+    "ingested",
+    "unchanged",
+    "replaced",
+    "failed",
+    "skipped",
+    "cancelled",
+)
 
 
 @dataclass(frozen=True)
@@ -80,7 +89,10 @@ class FileResult:
     Attributes:
         path: the path as given (or the upload's source).
         status: ``ingested`` (new), ``unchanged`` (same content already stored, nothing written),
-            ``replaced`` (the source had other content, which was replaced) or ``failed``.
+            ``replaced`` (the source had other content, which was replaced), ``failed``,
+            ``skipped`` (left out by :func:`discover`, e.g. a hidden file in a folder; the reason
+            is in ``note``) or ``cancelled`` (the run was cancelled before the file was stored;
+            nothing of it was kept, and a version stored earlier is still there).
         chunks: chunks stored for the file.
         error: why it failed (``None`` unless ``failed``).
         file_name: display name.
@@ -127,21 +139,48 @@ def _supported_list() -> str:
     return ", ".join(SUPPORTED_SUFFIXES)
 
 
-def _folder_files(folder: Path, *, recursive: bool) -> list[Path]:
-    """Supported files in a folder (hidden files and folders left out), sorted."""
+def _skipped(path: Path, note: str) -> FileResult:
+    return FileResult(path=str(path), status="skipped", file_name=path.name, note=note)
+
+
+_HIDDEN_FILE = (
+    "hidden file (its name starts with '.'): left out of its folder; name the file itself to ingest it"
+)
+_HIDDEN_FOLDER = (
+    "hidden folder (its name starts with '.'): not descended into; name the folder itself to ingest its files"
+)
+
+
+def _folder_files(folder: Path, *, recursive: bool) -> tuple[list[Path], list[FileResult]]:
+    """Supported files in a folder, sorted, and a ``skipped`` result for each hidden one left out.
+
+    Hidden files of a supported type are reported one by one; a hidden subfolder (with
+    ``recursive``) is reported once, without looking inside.
+    """
     found: list[Path] = []
+    skipped: list[FileResult] = []
     if recursive:
         for root, dirs, names in os.walk(folder, onerror=None, followlinks=False):
+            hidden = sorted(d for d in dirs if d.startswith("."))
+            skipped.extend(_skipped(Path(root, d), _HIDDEN_FOLDER) for d in hidden)
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
             for name in sorted(names):
                 candidate = Path(root, name)
-                if not name.startswith(".") and _is_supported(candidate):
+                if not _is_supported(candidate):
+                    continue
+                if name.startswith("."):
+                    skipped.append(_skipped(candidate, _HIDDEN_FILE))
+                else:
                     found.append(candidate)
     else:
         for candidate in sorted(folder.iterdir()):
-            if not candidate.name.startswith(".") and candidate.is_file() and _is_supported(candidate):
+            if not (candidate.is_file() and _is_supported(candidate)):
+                continue
+            if candidate.name.startswith("."):
+                skipped.append(_skipped(candidate, _HIDDEN_FILE))
+            else:
                 found.append(candidate)
-    return found
+    return found, skipped
 
 
 def discover(
@@ -150,15 +189,19 @@ def discover(
     """Expand files and folders into source files.
 
     Folders contribute their ``.pdf``, ``.txt`` and ``.md`` files (subfolders only with
-    ``recursive``); hidden files are skipped. A file named twice is ingested once.
+    ``recursive``); hidden files and folders (names starting with ``.``) are left out, and
+    each is reported. A hidden file named itself is ingested. A file named twice is ingested once.
 
     Args:
         paths: files and folders.
         recursive: descend into subfolders.
 
     Returns:
-        The source files, and a ``failed`` result for every path that does not exist, cannot be
-        read, is of an unsupported type, or is a folder without supported files.
+        The source files, and the results of the paths that are not ingested: ``failed`` for
+        every path that does not exist, cannot be read, is of an unsupported type, or is a folder
+        without supported files; ``skipped`` (reason in ``note``) for every hidden file of a
+        supported type, and every hidden subfolder, left out of a folder. Callers that only
+        care about problems filter on ``status == "failed"``.
     """
     sources: list[SourceFile] = []
     failures: list[FileResult] = []
@@ -178,10 +221,11 @@ def discover(
             failures.append(_failed(path, f"path {str(path)!r} {reason}"))
         elif path.is_dir():
             try:
-                found = _folder_files(path, recursive=recursive)
+                found, hidden = _folder_files(path, recursive=recursive)
             except PermissionError:
                 failures.append(_failed(path, f"permission denied listing folder {str(path)!r}"))
                 continue
+            failures.extend(hidden)
             if not found:
                 hint = "" if recursive else " (add --recursive to include subfolders)"
                 failures.append(_failed(path, f"folder {str(path)!r} has no {_supported_list()} files{hint}"))

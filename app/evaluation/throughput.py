@@ -138,7 +138,8 @@ def ingest_folder(
     from ingest import VectorStore, discover, ingest_files, open_client
     from ingest.store import scroll_pages
 
-    sources, failures = discover(list(paths))
+    sources, results = discover(list(paths))
+    failures = [result for result in results if result.status == "failed"]  # hidden files: "skipped"
     if failures:
         raise EvaluationError(f"benchmark corpus problem: {failures}")
     client = open_client(settings)
