@@ -15,7 +15,14 @@ Statuses:
   present; nothing is written.
 * ``replaced``: the source was stored with other content (or other chunking); it is replaced.
 * ``ingested``: new source (or a stored source whose chunks had gone missing).
-* ``failed``: the file could not be read or has no text; the reason is in ``error``.
+* ``failed``: the file could not be read, has no text, or passes a limit of the ``ingest``
+  settings (``max_chars_per_file``, ``max_chunks_per_file``); the reason is in ``error``.
+* ``cancelled``: the run's ``cancel`` event was set before the file was stored; nothing of it
+  is kept (a version stored before the run still is).
+
+A run that is cancelled, or that an exception leaves (a model error, or a ``BaseException``
+such as Streamlit's ``StopException`` raised from ``on_progress``), removes the chunks of the
+files it had not committed and clears the write mark before it returns or re-raises.
 """
 
 from __future__ import annotations
@@ -33,10 +40,10 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from ingest.chunking import Chunk, Chunker, make_chunker
-from ingest.errors import DocumentError, IngestError
+from ingest.errors import DocumentError, IngestCancelledError, IngestError
 from ingest.extract import ExtractedText, extract_text
 from ingest.representations import QuestionGenerator, RepresentationBuilder, with_sparse_avg_length
-from ingest.sources import FileResult, FileStatus, SourceFile, discover, upload_source
+from ingest.sources import FILE_STATUSES, FileResult, FileStatus, SourceFile, discover, upload_source
 from ingest.store import DENSE_VECTOR, DocumentManifest, chunk_point_id, expected_record
 
 if TYPE_CHECKING:
@@ -101,6 +108,7 @@ class IngestReport:
         representations: seconds spent on, and items made for, each extra representation
             (sparse non-zeros, sentences, key phrases, questions).
         skipped: representations the settings ask for that were not built, with the reason.
+        rolled_back: chunk points of cancelled files that were removed again.
     """
 
     files: list[FileResult]
@@ -113,15 +121,21 @@ class IngestReport:
     cache_hits: int = 0
     representations: dict[str, Any] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
+    rolled_back: int = 0
 
     @property
     def failed(self) -> bool:
         """Whether any file failed."""
         return any(result.status == "failed" for result in self.files)
 
+    @property
+    def cancelled(self) -> bool:
+        """Whether the run was cancelled before every file was stored."""
+        return any(result.status == "cancelled" for result in self.files)
+
     def counts(self) -> dict[str, int]:
-        """Files per status."""
-        out: dict[str, int] = {"ingested": 0, "unchanged": 0, "replaced": 0, "failed": 0}
+        """Files per status (every status of :data:`~ingest.sources.FILE_STATUSES`, zeros included)."""
+        out: dict[str, int] = dict.fromkeys(FILE_STATUSES, 0)
         for result in self.files:
             out[result.status] += 1
         return out
@@ -140,6 +154,8 @@ class IngestReport:
             "representations": self.representations,
             "skipped": list(self.skipped),
             "counts": self.counts(),
+            "cancelled": self.cancelled,
+            "rolled_back": self.rolled_back,
         }
 
 
@@ -171,6 +187,7 @@ class _Prepared:
     unchanged: bool = False  # same content and chunking as its manifest (chunks checked later)
     duplicate_of: str | None = None
     extracted: ExtractedText | None = None
+    cancelled: bool = False  # the run was cancelled before or while this file was read
 
 
 @dataclass
@@ -273,6 +290,11 @@ class _Writer:
             completed += self._pending.popleft().result()  # re-raises a failed write here
         return completed
 
+    def abandon(self) -> None:
+        """Wait for the write running now, drop the queued ones and forget every outcome."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pending.clear()
+
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
@@ -298,6 +320,12 @@ class _Run:
     chunks_embedded: int = 0
     builder: RepresentationBuilder | None = None
     question_generator: QuestionGenerator | None = None
+    cancel: threading.Event | None = None
+
+    def check_cancel(self) -> None:
+        """Raise :class:`IngestCancelledError` when the run's cancel event is set."""
+        if self.cancel is not None and self.cancel.is_set():
+            raise IngestCancelledError("ingest cancelled")
 
     # -- progress ---------------------------------------------------------------------------------
 
@@ -331,11 +359,25 @@ class _Run:
         self.result(index, "failed", error=error, pages=pages)
         self.emit(index, "failed")
 
+    def mark_cancelled(self) -> None:
+        """Every file without a result yet is ``cancelled`` (its chunks were rolled back)."""
+        pending = [index for index, result in enumerate(self.results) if result is None]
+        for index in pending:
+            kept = self.manifests.get(self.files[index].source) is not None
+            note = "the ingest was cancelled before this file was stored; " + (
+                "its previously stored version is kept" if kept else "nothing of it was kept"
+            )
+            self.result(index, "cancelled", note=note)
+        if pending:
+            logger.info("ingest cancelled: %d file(s) not stored", len(pending))
+
     # -- reader thread: no Qdrant access --------------------------------------------------------------
 
     def prepare(self, index: int, *, force: bool = False) -> _Prepared:
         """Read, hash, classify and (when needed) extract one file."""
         source = self.files[index]
+        if self.cancel is not None and self.cancel.is_set():
+            return _Prepared(index, cancelled=True)
         try:
             data = source.read_bytes()
         except DocumentError as exc:
@@ -354,7 +396,15 @@ class _Run:
         if duplicate_of is not None and duplicate_of != source.source:
             return _Prepared(index, sha256=sha, previous=previous, duplicate_of=duplicate_of)
         try:
-            extracted = extract_text(data, file_name=source.file_name, password=self.password)
+            extracted = extract_text(
+                data,
+                file_name=source.file_name,
+                password=self.password,
+                max_chars=self.settings.ingest.max_chars_per_file,
+                cancel=self.cancel,
+            )
+        except IngestCancelledError:
+            return _Prepared(index, sha256=sha, cancelled=True)
         except DocumentError as exc:
             return _Prepared(index, sha256=sha, error=str(exc))
         self.in_run[sha] = source.source
@@ -375,6 +425,8 @@ class _Run:
         """Turn a prepared file into a result or into queued chunks."""
         index = prepared.index
         source = self.files[index]
+        if prepared.cancelled:
+            raise IngestCancelledError(f"ingest cancelled before {source.display_path} was read")
         self.emit(index, "reading")
         if prepared.error is not None:
             self.fail(index, prepared.error)
@@ -391,6 +443,8 @@ class _Run:
                 previous.chunks,
             )
             prepared = self.prepare(index, force=True)
+            if prepared.cancelled:
+                raise IngestCancelledError(f"ingest cancelled while reading {source.display_path}")
             if prepared.error is not None:
                 self.fail(index, prepared.error)
                 return
@@ -400,7 +454,16 @@ class _Run:
         extracted = prepared.extracted
         if extracted is None:  # pragma: no cover - prepare() always extracts otherwise
             raise IngestError(f"internal error: {source.display_path} was not extracted")
-        chunks = self.chunker.split(extracted.pages)
+        try:
+            chunks = self.chunker.split(
+                extracted.pages,
+                max_chunks=self.settings.ingest.max_chunks_per_file,
+                file_name=source.file_name,
+                cancel=self.cancel,
+            )
+        except DocumentError as exc:  # over ingest.max_chunks_per_file
+            self.fail(index, str(exc), pages=extracted.page_count)
+            return
         if not chunks:
             self.fail(index, f"{source.file_name!r} contains no text to index", pages=extracted.page_count)
             return
@@ -452,6 +515,7 @@ class _Run:
             else:
                 batches = self._padding_bounded(taken, batch_size)
             for batch in batches:
+                self.check_cancel()
                 self.embed_batch(batch)
         if final:
             for open_file in self.writer.finish():
@@ -604,6 +668,7 @@ def ingest_files(
     domain: str | None = None,
     password: str | None = None,
     on_progress: Callable[[ProgressEvent], None] | None = None,
+    cancel: threading.Event | None = None,
 ) -> IngestReport:
     """Ingest files into the store's collection, streaming, one file all-or-none.
 
@@ -626,6 +691,11 @@ def ingest_files(
         domain: overrides ``settings.instructions.domain`` for a new collection.
         password: password for encrypted PDFs.
         on_progress: called with a :class:`ProgressEvent` as files advance.
+        cancel: set it (from any thread) to stop the run as soon as it can: it is checked
+            before each file, between embedded batches and inside extraction and chunking.
+            Files stored before it was set are kept; every other file is reported
+            ``cancelled`` and its chunks already written are removed (a version stored before
+            the run stays intact). The report is returned as usual.
 
     Returns:
         The report, one result per file in input order.
@@ -663,17 +733,9 @@ def ingest_files(
         writer=_Writer(),
         results=[None] * len(files),
         question_generator=generator,
+        cancel=cancel,
     )
-    reader = _Reader(len(files), run.prepare)
-    try:
-        for prepared in reader:
-            run.add_file(prepared)
-            run.drain()
-        run.drain(final=True)
-    finally:
-        reader.close()
-        run.writer.close()
-    store.end_write()
+    rolled_back = _execute(run)
     results = [result for result in run.results if result is not None]
     if len(results) != len(files):  # every path above sets a result; guard against a silent gap
         raise IngestError(f"internal error: {len(files) - len(results)} file(s) got no result")
@@ -688,7 +750,56 @@ def ingest_files(
         cache_hits=embedder.stats.cache_hits - cache_hits_before,
         representations=run.builder.stats.to_json() if run.builder is not None else {},
         skipped=skipped,
+        rolled_back=rolled_back,
     )
+
+
+def _execute(run: _Run) -> int:
+    """Run the stages; on a cancel or an exception, remove the uncommitted chunks.
+
+    Returns:
+        The chunk points a cancel removed (0 for a run that completes).
+
+    Raises:
+        BaseException: whatever stopped the run (after the rollback, which clears the write mark).
+    """
+    reader = _Reader(len(run.files), run.prepare)
+    rolled_back = 0
+    try:
+        try:
+            for prepared in reader:
+                run.check_cancel()
+                run.add_file(prepared)
+                run.drain()
+            run.check_cancel()
+            run.drain(final=True)
+            run.store.end_write()
+        except IngestCancelledError:
+            reader.close()
+            for open_file in run.writer.finish():  # writes under way complete: those files are stored
+                run.stored(open_file)
+            rolled_back = run.store.repair()  # the write mark is set: removes what no manifest vouches for
+            run.mark_cancelled()
+    except BaseException:
+        reader.close()
+        run.writer.abandon()
+        _roll_back(run.store)
+        raise
+    finally:
+        reader.close()
+        run.writer.close()
+    return rolled_back
+
+
+def _roll_back(store: VectorStore) -> None:
+    """Remove the chunks of files a failed run had not committed, and clear its write mark."""
+    try:
+        removed = store.repair()
+    except Exception:  # the original error matters more; the next run repairs (the mark stays)
+        logger.warning("could not roll back the interrupted ingest; the next run repairs it", exc_info=True)
+        return
+    if removed:
+        logger.info("rolled back %d chunks of files the failed run had not stored", removed)
 
 
 def _skipped_representations(

@@ -402,7 +402,8 @@ def test_a_failing_model_stops_the_run_and_the_next_run_repairs(
     paths = [write_pdf(tmp_path / f"{i}.pdf", [f"File {i}.\n\n" + long_text("chess", 3)]) for i in range(6)]
     with pytest.raises(InputError, match="half-way"):
         _ingest(paths, settings, store, FailingEmbedder())
-    assert store.write_interrupted()  # threads stopped; the mark tells the next run to repair
+    # Rolled back before the error was re-raised: no uncommitted chunk, no write mark.
+    assert not store.write_interrupted() and store.repair(force=True) == 0
     report = _ingest(paths, settings, store)
     assert not report.failed
     assert store.count() == sum(f.chunks for f in report.files)
@@ -422,7 +423,8 @@ def test_delete_after_an_interrupted_run_repairs_first(
     tmp_path: Path, settings: Settings, store: VectorStore
 ) -> None:
     paths = [write_pdf(tmp_path / f"{i}.pdf", [f"File {i}.\n\n" + long_text("bread", 3)]) for i in range(6)]
-    with pytest.raises(InputError):
+    with pytest.MonkeyPatch.context() as patch, pytest.raises(InputError):
+        patch.setattr(store, "repair", lambda force=False: 0)  # no rollback: as if the process died
         _ingest(paths, settings, store, FailingEmbedder())
     committed = store.documents()
     orphans = store.count() - sum(m.chunks for m in committed)
