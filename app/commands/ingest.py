@@ -2,7 +2,11 @@
 
 * ``instructor-search ingest PATH... [--recursive] [--domain D] [--password PW] [--json]``
 * ``instructor-search documents list [--json]`` / ``documents delete SOURCE [--json]``
-* ``instructor-search collections list|info|drop [NAME] [--json] [--yes]``
+* ``instructor-search collections list|info|create|drop [NAME] [--json] [--yes] [--domain D]``
+
+Collection names go through :func:`config.validate_collection_name` (internal ``NAME__documents``
+collections can be neither written nor dropped); file and collection names are printed through
+:func:`config.display`, so no escape sequence in a name reaches the terminal.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from app.errors import AppError
+from config import display, validate_collection_name
 
 if TYPE_CHECKING:
     from qdrant_client import QdrantClient
@@ -43,22 +48,40 @@ def register(subparsers: Any) -> None:
         description="list: the stored source files. delete SOURCE: remove a document's chunks "
         "(SOURCE is the stored source, a path, or a file name if it is unambiguous).",
     )
-    documents.add_argument("action", choices=["list", "delete"], help="what to do")
-    documents.add_argument("source", nargs="?", metavar="SOURCE", help="document to delete")
-    documents.add_argument("--json", action="store_true", help="machine-readable output")
-    documents.set_defaults(handler=run_documents)
+    actions = documents.add_subparsers(dest="action", metavar="ACTION", required=True)
+    listing = actions.add_parser("list", help="the stored source files")
+    delete = actions.add_parser("delete", help="remove a document's chunks and manifest")
+    delete.add_argument("source", metavar="SOURCE", help="stored source, path or unambiguous file name")
+    for parser in (listing, delete):
+        parser.add_argument("--json", action="store_true", help="machine-readable output")
+        parser.set_defaults(handler=run_documents)
 
     collections = subparsers.add_parser(
         "collections",
-        help="list, describe or drop collections",
+        help="list, describe, create or drop collections",
         description="list: all collections. info [NAME]: the build record of a collection. "
+        "create NAME [--domain D]: an empty collection with the settings' instructions. "
         "drop [NAME] --yes: delete a collection and its documents.",
     )
-    collections.add_argument("action", choices=["list", "info", "drop"], help="what to do")
-    collections.add_argument("name", nargs="?", metavar="NAME", help="collection (default: --collection)")
-    collections.add_argument("--json", action="store_true", help="machine-readable output")
-    collections.add_argument("--yes", action="store_true", help="drop without asking")
-    collections.set_defaults(handler=run_collections)
+    actions = collections.add_subparsers(dest="action", metavar="ACTION", required=True)
+    for action, text in (
+        ("list", "all collections"),
+        ("info", "the build record of a collection"),
+        ("create", "create an empty collection (instructions from the settings and --domain)"),
+        ("drop", "delete a collection and its documents"),
+    ):
+        parser = actions.add_parser(action, help=text)
+        if action == "create":
+            parser.add_argument("name", metavar="NAME", help="the new collection's name")
+            parser.add_argument(
+                "--domain", metavar="DOMAIN", help="domain of the instructions (e.g. medicine)"
+            )
+        elif action != "list":
+            parser.add_argument("name", nargs="?", metavar="NAME", help="collection (default: --collection)")
+        if action == "drop":
+            parser.add_argument("--yes", action="store_true", help="drop without asking")
+        parser.add_argument("--json", action="store_true", help="machine-readable output")
+        parser.set_defaults(handler=run_collections, name=None, yes=False)
 
 
 def _print_json(data: Any) -> None:
@@ -70,9 +93,13 @@ def _print_json(data: Any) -> None:
 def _open_store(settings: Settings, collection: str | None = None) -> tuple[QdrantClient, VectorStore]:
     from ingest.store import VectorStore, open_client
 
+    name = validate_collection_name(collection) if collection is not None else settings.qdrant.collection
     client = open_client(settings)
-    name = collection or settings.qdrant.collection
-    return client, VectorStore(client, name, local=settings.qdrant_mode != "server")
+    try:
+        return client, VectorStore(client, name, local=settings.qdrant_mode != "server")
+    except BaseException:
+        client.close()
+        raise
 
 
 # -- ingest ------------------------------------------------------------------------------------------
@@ -114,11 +141,11 @@ class _ProgressBars:
 
 def _print_report(report: IngestReport) -> None:
     for result in report.files:
-        line = f"{result.status:<9} {result.chunks:>6} chunks  {result.path}"
+        line = f"{result.status:<9} {result.chunks:>6} chunks  {display(result.path)}"
         if result.error:
-            line += f"\n          reason: {result.error}"
+            line += f"\n          reason: {display(result.error)}"
         if result.note:
-            line += f"\n          note: {result.note}"
+            line += f"\n          note: {display(result.note)}"
         print(line)
     counts = report.counts()
     summary = ", ".join(f"{count} {status}" for status, count in counts.items() if count)
@@ -131,7 +158,7 @@ def _print_report(report: IngestReport) -> None:
     if report.truncated:
         print(f"warning: {report.truncated} chunks were longer than the model's limit and were truncated")
     for note in report.skipped:
-        print(f"skipped representation {note}")
+        print(f"skipped representation {display(note)}")
 
 
 def run_ingest(args: argparse.Namespace, settings: Settings) -> int:
@@ -178,78 +205,50 @@ def run_documents(args: argparse.Namespace, settings: Settings) -> int:
     client, store = _open_store(settings)
     try:
         if args.action == "list":
-            if args.source:
-                raise AppError("documents list takes no SOURCE; did you mean: documents delete SOURCE?")
-            documents = store.documents()
-            if args.json:
-                _print_json(
-                    {
-                        "collection": store.collection,
-                        "points": store.count(),
-                        "documents": [doc.model_dump(mode="json") for doc in documents],
-                    }
-                )
-            elif not documents:
-                print(f"collection {store.collection!r} has no documents")
-            else:
-                for doc in documents:
-                    pages = (
-                        "text" if doc.pages is None else f"{doc.pages} page" + ("s" if doc.pages != 1 else "")
-                    )
-                    print(f"{doc.chunks:>6} chunks  {pages:<10} {doc.ingested_at}  {doc.source}")
-                print(f"{len(documents)} documents, {store.count()} points in {store.collection!r}")
+            _list_documents(store, as_json=args.json)
             return 0
-        if not args.source:
-            raise AppError("documents delete needs a SOURCE (see: instructor-search documents list)")
         manifest = store.find_document(args.source)
         removed = store.delete_document(manifest.source)
         if args.json:
             _print_json({"deleted": manifest.source, "chunks": removed, "points": store.count()})
         else:
-            print(f"deleted {manifest.source} ({removed} chunks); {store.count()} points left")
+            print(f"deleted {display(manifest.source)} ({removed} chunks); {store.count()} points left")
         return 0
     finally:
         client.close()
+
+
+def _list_documents(store: VectorStore, *, as_json: bool) -> None:
+    documents = store.documents()
+    if as_json:
+        _print_json(
+            {
+                "collection": store.collection,
+                "points": store.count(),
+                "documents": [doc.model_dump(mode="json") for doc in documents],
+            }
+        )
+    elif not documents:
+        print(f"collection {store.collection!r} has no documents")
+    else:
+        for doc in documents:
+            pages = "text" if doc.pages is None else f"{doc.pages} page" + ("s" if doc.pages != 1 else "")
+            print(f"{doc.chunks:>6} chunks  {pages:<10} {doc.ingested_at}  {display(doc.source)}")
+        print(f"{len(documents)} documents, {store.count()} points in {store.collection!r}")
 
 
 # -- collections ---------------------------------------------------------------------------------------
 
 
 def run_collections(args: argparse.Namespace, settings: Settings) -> int:
-    """List, describe or drop collections."""
-    from ingest.errors import IngestError
-    from ingest.store import VectorStore, list_collections
-
+    """List, describe, create or drop collections."""
+    if args.action == "create":
+        return _create_collection(args, settings)
     client, store = _open_store(settings, args.name)
     try:
         if args.action == "list":
-            rows = []
-            for name in list_collections(client):
-                other = VectorStore(client, name, local=store.local)
-                try:
-                    record = other.read_record()
-                except IngestError as exc:  # a collection of another tool: list it without a record
-                    rows.append({"name": name, "points": other.count(), "error": str(exc)})
-                    continue
-                rows.append(
-                    {
-                        "name": name,
-                        "points": other.count(),
-                        "documents": len(other.documents()),
-                        "model": record.model if record else None,
-                        "domain": record.domain if record else None,
-                    }
-                )
-            if args.json:
-                _print_json({"collections": rows})
-            elif not rows:
-                print("no collections yet (create one with: instructor-search ingest PATH)")
-            else:
-                for row in rows:
-                    detail = f"model {row['model']}" if row.get("model") else str(row.get("error", ""))
-                    print(f"{row['name']:<30} {row['points']:>8} points  {detail}")
-            return 0
-        if args.action == "info":
+            _list_collections(client, local=store.local, as_json=args.json)
+        elif args.action == "info":
             record = store.require_record()
             info = {
                 "name": store.collection,
@@ -257,28 +256,83 @@ def run_collections(args: argparse.Namespace, settings: Settings) -> int:
                 "documents": len(store.documents()),
                 "record": record.model_dump(mode="json"),
             }
-            if args.json:
-                _print_json(info)
-            else:
-                import json
-
-                print(json.dumps(info, ensure_ascii=False, indent=2))
-            return 0
-        if not store.exists():
-            raise AppError(
-                f"collection {store.collection!r} does not exist (see: instructor-search collections list)"
-            )
-        if not args.yes and not _confirm(f"drop collection {store.collection!r} ({store.count()} points)?"):
-            raise AppError(f"not dropped; pass --yes to drop {store.collection!r} without asking")
-        points = store.count()
-        store.drop()
-        if args.json:
-            _print_json({"dropped": store.collection, "points": points})
+            _print_json(info)
         else:
-            print(f"dropped collection {store.collection!r} ({points} points)")
+            _drop_collection(store, yes=args.yes, as_json=args.json)
         return 0
     finally:
         client.close()
+
+
+def _create_collection(args: argparse.Namespace, settings: Settings) -> int:
+    from app.service import SearchService
+
+    service = SearchService.open(settings)
+    try:
+        instructions = settings.instructions
+        record = service.create_collection(
+            args.name,
+            service.new_record(
+                domain=instructions.domain,
+                query_instruction=instructions.query,
+                document_instruction=instructions.document,
+                instructions_enabled=instructions.enabled,
+            ),
+        )
+    finally:
+        service.close()
+    name = validate_collection_name(args.name)
+    if args.json:
+        _print_json({"created": name, "record": record.model_dump(mode="json")})
+    else:
+        print(f"created collection {name!r} ({record.model}, domain {record.domain or '(general)'!r})")
+    return 0
+
+
+def _list_collections(client: QdrantClient, *, local: bool, as_json: bool) -> None:
+    from ingest.errors import IngestError
+    from ingest.store import VectorStore, list_collections
+
+    rows: list[dict[str, Any]] = []
+    for name in list_collections(client):
+        other = VectorStore(client, name, local=local)
+        try:
+            record = other.read_record()
+        except IngestError as exc:  # a collection of another tool: list it without a record
+            rows.append({"name": name, "points": other.count(), "error": str(exc)})
+            continue
+        rows.append(
+            {
+                "name": name,
+                "points": other.count(),
+                "documents": len(other.documents()),
+                "model": record.model if record else None,
+                "domain": record.domain if record else None,
+            }
+        )
+    if as_json:
+        _print_json({"collections": rows})
+    elif not rows:
+        print("no collections yet (create one with: instructor-search ingest PATH)")
+    else:
+        for row in rows:
+            detail = f"model {row['model']}" if row.get("model") else str(row.get("error", ""))
+            print(f"{display(row['name']):<30} {row['points']:>8} points  {display(detail)}")
+
+
+def _drop_collection(store: VectorStore, *, yes: bool, as_json: bool) -> None:
+    if not store.exists():
+        raise AppError(
+            f"collection {store.collection!r} does not exist (see: instructor-search collections list)"
+        )
+    if not yes and not _confirm(f"drop collection {store.collection!r} ({store.count()} points)?"):
+        raise AppError(f"not dropped; pass --yes to drop {store.collection!r} without asking")
+    points = store.count()
+    store.drop()
+    if as_json:
+        _print_json({"dropped": store.collection, "points": points})
+    else:
+        print(f"dropped collection {store.collection!r} ({points} points)")
 
 
 def _confirm(question: str) -> bool:

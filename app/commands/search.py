@@ -11,7 +11,7 @@ import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_args
 
-from config import RetrievalMode
+from config import RetrievalMode, display
 
 if TYPE_CHECKING:
     from app.search import SearchResult
@@ -62,13 +62,16 @@ def document_filter(values: list[str] | None) -> list[str] | None:
 
 
 def format_result(result: SearchResult, *, width: int = 100) -> str:
-    """The human-readable form: numbered hits with file, page, score and the passage."""
+    """The human-readable form: numbered hits with file, page, score and the passage.
+
+    File names and passages are shown through :func:`config.display` (no terminal escapes).
+    """
     instruction = result.instruction or "(none)"
     lines = [
         f"{len(result.hits)} hits in {result.collection!r} · mode {result.mode} · query instruction: {instruction}"
     ]
     if result.note:
-        lines.append(f"note: {result.note}")
+        lines.append(f"note: {display(result.note)}")
     if not result.hits:
         if result.score_threshold is not None:
             lines.append(f"no hits above the score threshold {result.score_threshold:g}")
@@ -77,8 +80,8 @@ def format_result(result: SearchResult, *, width: int = 100) -> str:
     for rank, hit in enumerate(result.hits, start=1):
         page = f"page {hit.page}" if hit.page is not None else "text"
         lines.append("")
-        lines.append(f"{rank}. {hit.file_name} · {page} · score {hit.score:.3f}")
-        passage = " ".join(hit.text.split())
+        lines.append(f"{rank}. {display(hit.file_name)} · {page} · score {hit.score:.3f}")
+        passage = display(" ".join(hit.text.split()))
         lines.extend(textwrap.wrap(passage, width=width, initial_indent="   ", subsequent_indent="   "))
     return "\n".join(lines)
 
