@@ -143,3 +143,47 @@ def test_busy_port_is_a_clear_error() -> None:
             check_port("127.0.0.1", port)
     with pytest.raises(AppError, match="not valid"):
         check_port("127.0.0.1", 70000)
+
+
+def test_streamlit_command_turns_the_file_watcher_off_unless_dev() -> None:
+    settings = load_settings()
+    command = streamlit_command(settings, port=8600, address="127.0.0.1")
+    options = dict(zip(command[5::2], command[6::2], strict=True))
+    assert options["--server.fileWatcherType"] == "none"
+    dev = streamlit_command(settings, port=8600, address="127.0.0.1", dev=True)
+    dev_options = dict(zip(dev[5::2], dev[6::2], strict=True))
+    assert dev_options["--server.fileWatcherType"] == "auto"
+
+
+def test_serve_accepts_dev_flag() -> None:
+    from app.cli import build_parser
+
+    args = build_parser().parse_args(["serve", "--dev"])
+    assert args.dev is True
+    assert build_parser().parse_args(["serve"]).dev is False
+
+
+def test_password_reaches_the_app_through_the_environment_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = load_settings(app={"password": "correct horse"}, qdrant={"url": "http://admin:pw@db:6333"})
+    command = streamlit_command(settings, port=8600, address="0.0.0.0")
+    assert not any("correct horse" in part for part in command)
+    env = child_environment(settings, {})
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    rebuilt = load_settings()
+    assert rebuilt.app.password is not None
+    assert rebuilt.app.password.get_secret_value() == "correct horse"
+    assert rebuilt.qdrant.url == "http://admin:pw@db:6333"
+
+
+def test_address_warning() -> None:
+    from app.commands.serve import address_warning
+
+    assert address_warning("127.0.0.1", password=False) is None
+    assert address_warning("::1", password=False) is None
+    assert address_warning("localhost", password=False) is None
+    open_warning = address_warning("0.0.0.0", password=False)
+    assert open_warning and "anyone on the network can read, upload and delete" in open_warning
+    assert "app.password" in open_warning
+    guarded = address_warning("192.168.1.5", password=True)
+    assert guarded and "password" in guarded and "anyone on the network" not in guarded

@@ -1,17 +1,23 @@
 """The ``serve`` subcommand (what ``make run`` calls).
 
-``instructor-search serve [--port 8501] [--address 127.0.0.1] [--no-sample]``
+``instructor-search serve [--port 8501] [--address 127.0.0.1] [--no-sample] [--dev]``
 
 1. If the default collection has no documents (and ``app.sample_corpus`` is on), ingest the
    sample corpus that ships with the project (``app/sample_corpus/*.pdf``).
 2. Close the Qdrant client (the embedded store is single-process: the app must be the only
    process holding it), print the URL, and replace this process with
    ``streamlit run streamlit_app.py``, passing the effective settings on in the environment.
+
+Streamlit's file watcher is off (it would walk every file of the project folder, ``.venv``
+included, and slow uploads down); ``--dev`` turns it on for editing the app. On an address that
+is not a loopback address a warning says who can reach the app. The optional ``app.password``
+travels to the app in the environment (never on the command line, never printed).
 """
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 import socket
 import sys
@@ -44,6 +50,9 @@ def register(subparsers: Any) -> None:
         "--address", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)"
     )
     parser.add_argument("--no-sample", action="store_true", help="do not index the sample corpus")
+    parser.add_argument(
+        "--dev", action="store_true", help="watch the source files and offer to rerun on a change (slow)"
+    )
     parser.set_defaults(handler=run_serve)
 
 
@@ -120,6 +129,8 @@ def child_environment(settings: Settings, base: Mapping[str, str]) -> dict[str, 
     data["data_dir"] = str(Path(settings.data_dir).resolve())
     if settings.qdrant_mode == "embedded" and settings.qdrant.path:
         data["qdrant"]["path"] = str(Path(settings.qdrant.path).resolve())
+    if settings.app.password is not None:  # the JSON dump masks secrets; the app needs the value
+        data["app"]["password"] = settings.app.password.get_secret_value()
     for key, value in data.items():
         env[f"{ENV_PREFIX}{key.upper()}"] = value if isinstance(value, str) else _json(value)
     return env
@@ -131,8 +142,18 @@ def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def streamlit_command(settings: Settings, *, port: int, address: str) -> list[str]:
-    """The ``streamlit run`` command line for the app."""
+def streamlit_command(settings: Settings, *, port: int, address: str, dev: bool = False) -> list[str]:
+    """The ``streamlit run`` command line for the app.
+
+    Args:
+        settings: the settings (the upload limit).
+        port: the port.
+        address: the address to listen on.
+        dev: keep Streamlit's file watcher on (off otherwise: it walks the whole project folder).
+
+    Returns:
+        The command line. It holds no secret (the settings travel in the environment).
+    """
     return [
         sys.executable,
         "-m",
@@ -147,11 +168,47 @@ def streamlit_command(settings: Settings, *, port: int, address: str) -> list[st
         address,
         "--server.maxUploadSize",
         str(settings.app.max_upload_mb),
+        "--server.fileWatcherType",
+        "auto" if dev else "none",
         "--browser.gatherUsageStats",
         "false",
         "--client.showErrorDetails",
         "none",
     ]
+
+
+def is_loopback(address: str) -> bool:
+    """Whether ``address`` only accepts connections from this machine (``127.0.0.0/8``, ``::1``)."""
+    if address.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(address.strip("[]")).is_loopback
+    except ValueError:  # a host name: it may resolve to anything
+        return False
+
+
+def address_warning(address: str, *, password: bool) -> str | None:
+    """The warning for serving on ``address`` (``None`` on a loopback address).
+
+    Args:
+        address: the ``--address``.
+        password: whether ``app.password`` is set.
+
+    Returns:
+        What to print, or ``None``.
+    """
+    if is_loopback(address):
+        return None
+    if not password:
+        return (
+            f"--address {address} is not a loopback address and no app.password is set: anyone on the "
+            "network can read, upload and delete documents and create collections. Set a password "
+            "(INSTRUCTOR_SEARCH_APP__PASSWORD) or serve on 127.0.0.1 (the default)."
+        )
+    return (
+        f"--address {address} is reachable from the network; the app asks for the app.password, but "
+        "over plain HTTP. Put it behind an HTTPS proxy, or serve on 127.0.0.1 (the default)."
+    )
 
 
 def check_port(address: str, port: int) -> None:
@@ -186,10 +243,13 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
             f"the app script {str(APP_SCRIPT)!r} is missing; run `make run` from the project folder "
             "(an editable install keeps streamlit_app.py next to the app package)"
         )
+    warning = address_warning(args.address, password=settings.app.password is not None)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
     check_port(args.address, args.port)
     if not args.no_sample:
         ensure_sample_corpus(settings)
-    command = streamlit_command(settings, port=args.port, address=args.address)
+    command = streamlit_command(settings, port=args.port, address=args.address, dev=args.dev)
     print(f"\ninstructor-search is starting at {app_url(args.address, args.port)}  (Ctrl+C stops it)\n")
     sys.stdout.flush()
     os.chdir(APP_SCRIPT.parent)
