@@ -17,6 +17,8 @@ try:
 except ConfigError as exc:
     ui.show_error(exc)
     st.stop()
+if not ui.password_gate(settings):  # app.password set and not given yet in this browser session
+    st.stop()
 service = ui.open_service(settings)  # model and Qdrant client from st.cache_resource factories
 if service is not None:
     ui.render(service)

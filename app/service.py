@@ -18,6 +18,7 @@ chunks of a concurrent ingest).
 from __future__ import annotations
 
 import functools
+import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from app.errors import AppError
 from app.search import SearchResult, options_from, search
+from config import InvalidNameError, validate_collection_name
 from ingest.store import CollectionRecord, DocumentManifest, VectorStore, expected_record, list_collections
 
 if TYPE_CHECKING:
@@ -35,6 +37,30 @@ if TYPE_CHECKING:
     from embedder.backends import Vectors
     from ingest.pipeline import IngestReport, ProgressEvent
     from ingest.sources import SourceFile
+
+
+logger = logging.getLogger(__name__)
+
+#: How often a cancellable wait for the write lock looks at its cancel event, seconds.
+_LOCK_POLL_SECONDS = 0.1
+
+
+def _cancelled_report(files: Sequence[SourceFile], store: VectorStore) -> IngestReport:
+    """The report of an ingest cancelled before it started: every file ``cancelled``."""
+    from ingest.pipeline import IngestReport
+    from ingest.sources import FileResult
+
+    results = [
+        FileResult(
+            path=file.source,
+            status="cancelled",
+            file_name=file.file_name,
+            source=file.source,
+            note="cancelled while waiting for another upload or delete to finish",
+        )
+        for file in files
+    ]
+    return IngestReport(files=results, points=store.count(), collection=store.collection)
 
 
 class SerializedClient:
@@ -195,10 +221,11 @@ class SearchService:
             ModelNotFoundError: the model cannot be loaded.
         """
         from embedder import make_embedder
-        from ingest.store import open_client
+        from ingest.store import open_client, repair_interrupted
 
         client = guard_client(open_client(settings), settings)
         try:
+            repair_interrupted(client, settings)  # embedded: a write mark left is a killed run's
             model = embedder if embedder is not None else make_embedder(settings)
         except BaseException:
             client.close()
@@ -217,16 +244,26 @@ class SearchService:
         return self.settings.qdrant.collection
 
     def store(self, collection: str | None = None) -> VectorStore:
-        """The :class:`VectorStore` of a collection (the settings' one by default)."""
-        return VectorStore(
-            self.client,
-            collection or self.default_collection,
-            local=self.settings.qdrant_mode != "server",
-        )
+        """The :class:`VectorStore` of a collection (the settings' one by default).
+
+        Raises:
+            InvalidNameError: ``collection`` breaks the name rules of
+                :func:`config.validate_collection_name` (internal ``__documents`` names included).
+        """
+        name = self.default_collection if collection is None else validate_collection_name(collection)
+        return VectorStore(self.client, name, local=self.settings.qdrant_mode != "server")
 
     def collections(self) -> list[str]:
-        """Names of the existing collections."""
-        return list_collections(self.client)
+        """Names of the existing collections that can be used here (valid names; no internal ones)."""
+        names = []
+        for name in list_collections(self.client):
+            try:
+                validate_collection_name(name)
+            except InvalidNameError:  # made by another tool; never shown where it could spoof a page
+                logger.info("leaving out collection %r: its name breaks the name rules", name)
+                continue
+            names.append(name)
+        return names
 
     def record(self, collection: str | None = None) -> CollectionRecord | None:
         """The record of a collection, ``None`` when it does not exist."""
@@ -263,14 +300,10 @@ class SearchService:
         """Create an empty collection with the given record.
 
         Raises:
-            AppError: the name is not valid or the collection exists already.
+            InvalidNameError: the name breaks the rules of :func:`config.validate_collection_name`.
+            AppError: the collection exists already.
         """
-        cleaned = name.strip()
-        if not cleaned or "/" in cleaned or len(cleaned) > 255 or cleaned.endswith("__documents"):
-            raise AppError(
-                f"collection name {name!r} is not valid: use 1-255 characters without '/' "
-                "that do not end in '__documents'"
-            )
+        cleaned = validate_collection_name(name)
         store = self.store(cleaned)
         with self.write_lock:
             if store.exists():
@@ -292,25 +325,35 @@ class SearchService:
         collection: str | None = None,
         domain: str | None = None,
         on_progress: Callable[[ProgressEvent], None] | None = None,
+        cancel: threading.Event | None = None,
     ) -> IngestReport:
         """Ingest files into a collection (created with the settings' instructions if missing).
 
         An existing collection is written with its own recorded instructions, whatever the
-        settings say, so uploads through the app always match the collection.
+        settings say, so uploads through the app always match the collection. Only one ingest or
+        delete writes at a time (:attr:`write_lock`); this call waits for the one running.
 
         Args:
             files: the files.
             collection: the collection (the settings' one by default).
             domain: domain of a new collection (the settings' by default).
             on_progress: progress callback.
+            cancel: set it to stop: files not yet stored come back ``cancelled`` and are rolled
+                back, stored ones are kept. Set while this call still waits for the write
+                lock, it returns at once with every file ``cancelled``.
 
         Returns:
             The ingest report.
+
+        Raises:
+            InvalidNameError: ``collection`` is not a valid collection name.
         """
         from ingest.pipeline import ingest_files
 
         store = self.store(collection)
-        with self.write_lock:
+        if not self._acquire_write_lock(cancel):
+            return _cancelled_report(files, store)
+        try:
             record = store.read_record()
             settings = self.settings
             if record is not None:
@@ -323,7 +366,20 @@ class SearchService:
                 store=store,
                 domain=domain,
                 on_progress=on_progress,
+                cancel=cancel,
             )
+        finally:
+            self.write_lock.release()
+
+    def _acquire_write_lock(self, cancel: threading.Event | None) -> bool:
+        """Wait for the write lock; ``False`` when ``cancel`` is set first."""
+        if cancel is None:
+            self.write_lock.acquire()
+            return True
+        while not self.write_lock.acquire(timeout=_LOCK_POLL_SECONDS):
+            if cancel.is_set():
+                return False
+        return True
 
     def delete_document(self, source: str, collection: str | None = None) -> int:
         """Delete a document's chunks and manifest; returns the number of chunks removed."""

@@ -6,27 +6,38 @@ the settings, so every browser session of the process shares one of each (the em
 single-process). Uploads and deletes take the process-wide write lock; searches do not, and the
 client itself serialises its short calls (see :mod:`app.service`).
 
-Security: uploaded names are sanitised and only used as display names (``upload:<name>``
-sources; nothing is written to disk under them); passages, file names and messages are escaped
-before they reach HTML or Markdown, so no markup from a document reaches the page.
+Uploads run in a background thread of the session (:class:`UploadJob`), so a click anywhere on
+the page (which makes Streamlit rerun the script) never interrupts them; the page follows the
+job's progress and offers a Cancel button, which stops the job: files not yet stored are rolled
+back and reported ``cancelled``, stored ones are kept.
+
+Security: with ``app.password`` set, the page shows only a password field until the right
+password is given in that browser session (:func:`password_gate`). Uploaded names are sanitised
+and only used as display names (``upload:<name>`` sources; nothing is written to disk under
+them); passages, file names and messages are escaped before they reach HTML or Markdown, so no
+markup from a document reaches the page. Every error is one line (:func:`app.errors.user_message`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import hmac
 import html
 import logging
 import re
 import threading
-from collections.abc import Sequence
-from dataclasses import dataclass
+import time
+import traceback
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
-from app.errors import AppError
+from app.errors import AppError, connection_error, redact_text, user_message
 from app.search import COSINE_MODES, MAX_QUERY_CHARS, Hit, SearchResult, available_modes
 from app.service import SearchService, guard_client, serialize_embedder
-from config import ConfigError
+from config import ConfigError, validate_collection_name
 from embedder import DOMAIN_PRESETS, EmbedderError
 from ingest.errors import IngestError
 
@@ -36,7 +47,7 @@ if TYPE_CHECKING:
     from config import Settings
     from embedder import Embedder
     from ingest.pipeline import IngestReport, ProgressEvent
-    from ingest.sources import FileResult
+    from ingest.sources import FileResult, SourceFile
     from ingest.store import CollectionRecord, DocumentManifest
 
 logger = logging.getLogger(__name__)
@@ -50,7 +61,13 @@ _STATUS_ICON = {
     "replaced": ":material/sync:",
     "unchanged": ":material/task_alt:",
     "failed": ":material/error:",
+    "cancelled": ":material/cancel:",
+    "skipped": ":material/visibility_off:",
 }
+#: Where the details of an unexpected error are.
+_DETAILS = "details are in the server log"
+#: Seconds between two looks at a running upload.
+_POLL_SECONDS = 0.25
 _STOPWORD_TEXT = (
     "a about an and are as at be been but by can could did do does for from had has have how i if in "
     "into is it its me my no not of on or our should so than that the their them then there these "
@@ -108,8 +125,9 @@ def open_service(settings: Settings) -> SearchService | None:
     try:
         client = cached_client(settings)
         embedder = cached_embedder(settings)
-    except USER_ERRORS as exc:
-        show_error(exc)
+    except Exception as exc:  # noqa: BLE001 - every failure is one line on the page
+        _log_unexpected(exc)
+        show_error(exc, url=settings.qdrant.url)
         return None
     return SearchService(
         settings=settings, embedder=embedder, client=client, write_lock=cached_write_lock(settings)
@@ -129,9 +147,22 @@ def md_code(text: str) -> str:
     return "`" + text.replace("`", "'").replace("\n", " ") + "`"
 
 
-def show_error(exc: BaseException | str) -> None:
-    """Show an error message (never a traceback)."""
-    st.error(md_escape(str(exc)), icon=":material/error:")
+def show_error(exc: BaseException | str, *, url: str | None = None) -> None:
+    """Show an error as one line (never a traceback; credentials in URLs redacted).
+
+    Args:
+        exc: the error, or a message.
+        url: the Qdrant server URL in use (named by connection errors).
+    """
+    message = user_message(exc, url=url, details=_DETAILS) if isinstance(exc, BaseException) else exc
+    st.error(md_escape(redact_text(message)), icon=":material/error:")
+
+
+def _log_unexpected(exc: BaseException) -> None:
+    """Log an unexpected error's traceback (credentials redacted) for the server log."""
+    if isinstance(exc, USER_ERRORS) or connection_error(exc, None) is not None:
+        return
+    logger.error("unexpected error in the app:\n%s", redact_text("".join(traceback.format_exception(exc))))
 
 
 def query_terms(query: str) -> list[str]:
@@ -191,15 +222,44 @@ class PageState:
     mode: str | None = None
 
 
+def password_gate(settings: Settings) -> bool:
+    """With ``app.password`` set, ask for it once per browser session.
+
+    The password field is all the page shows until the right password is given; the typed
+    value is compared in constant time and never logged, shown or kept.
+
+    Args:
+        settings: the settings (``app.password``).
+
+    Returns:
+        Whether the page may be drawn (no password set, or this session gave it).
+    """
+    secret = settings.app.password
+    if secret is None or st.session_state.get("_authenticated"):
+        return True
+    st.title(":material/lock: instructor-search")
+    with st.form("password_gate", clear_on_submit=True):
+        given = st.text_input("Password", type="password", key="password_input")
+        submitted = st.form_submit_button("Enter", type="primary")
+    if submitted:
+        if hmac.compare_digest(given.encode(), secret.get_secret_value().encode()):
+            st.session_state["_authenticated"] = True
+            st.rerun()
+        time.sleep(0.5)  # slows down guessing
+        st.error(
+            "Wrong password. Ask whoever runs the app for the password (setting app.password).",
+            icon=":material/lock:",
+        )
+    return False
+
+
 def render(service: SearchService) -> None:
-    """Draw the whole page; errors become messages, never tracebacks."""
+    """Draw the whole page; every error becomes a one-line message, never a traceback."""
     try:
         _render(service)
-    except USER_ERRORS as exc:
-        show_error(exc)
-    except Exception as exc:
-        logger.exception("unexpected error in the app")
-        show_error(f"Something went wrong ({type(exc).__name__}: {exc}). Details are in the server log.")
+    except Exception as exc:  # noqa: BLE001 - a page action ends in one line, whatever failed
+        _log_unexpected(exc)
+        show_error(exc, url=service.settings.qdrant.url)
 
 
 def _render(service: SearchService) -> None:
@@ -338,13 +398,15 @@ def _new_collection_form(service: SearchService) -> None:
     )
     if st.button("Create collection", type="primary", key="create_collection"):
         try:
+            cleaned = validate_collection_name(name)
             record = service.new_record(domain=domain, query_instruction=query, document_instruction=document)
-            created = service.create_collection(name, record)
+            with _waiting_for_writes(service):
+                created = service.create_collection(cleaned, record)
         except USER_ERRORS as exc:
             show_error(exc)
             return
-        st.session_state["_select_collection"] = name.strip()
-        st.session_state["flash"] = f"Created collection {name.strip()} ({created.model})."
+        st.session_state["_select_collection"] = cleaned
+        st.session_state["flash"] = f"Created collection {cleaned} ({created.model})."
         st.rerun()
 
 
@@ -431,6 +493,16 @@ def _flash() -> None:
 
 
 def _documents_section(service: SearchService, state: PageState, documents: list[DocumentManifest]) -> None:
+    job: UploadJob | None = st.session_state.get("upload_job")
+    if job is not None:
+        follow_upload(service, job)  # until it ends; then the outcome is shown after a rerun
+    else:
+        _upload_form(service, state)
+    _show_outcome(st.session_state.get("upload_outcome"))
+    _document_list(service, state, documents)
+
+
+def _upload_form(service: SearchService, state: PageState) -> None:
     limit = service.settings.app.max_upload_mb
     with st.form("upload", clear_on_submit=True, border=True):
         uploads = st.file_uploader(
@@ -441,17 +513,19 @@ def _documents_section(service: SearchService, state: PageState, documents: list
             max_upload_size=limit,
         )
         submitted = st.form_submit_button("Upload and index", type="primary")
-    if submitted:
-        files = [(upload.name, upload.getvalue()) for upload in uploads or []]
-        if not files:
-            st.warning("Choose one or more files first.", icon=":material/attach_file:")
-        else:
-            outcome = handle_upload(service, state.collection, files)
-            if outcome is not None:
-                st.session_state["upload_outcome"] = outcome
-                st.rerun()
-    _show_outcome(st.session_state.get("upload_outcome"))
-    _document_list(service, state, documents)
+    if not submitted:
+        return
+    files = [(upload.name, upload.getvalue()) for upload in uploads or []]
+    if not files:
+        st.warning("Choose one or more files first.", icon=":material/attach_file:")
+        return
+    job = start_upload(service, state.collection, files)
+    st.session_state.pop("upload_outcome", None)
+    if job.done.is_set():  # nothing to ingest (every file over the limit)
+        st.session_state["upload_outcome"] = job.outcome()
+        st.rerun()
+    st.session_state["upload_job"] = job
+    follow_upload(service, job)
 
 
 @dataclass
@@ -461,12 +535,67 @@ class UploadOutcome:
     collection: str
     results: list[FileResult]
     seconds: float
+    error: str | None = None
 
 
-def handle_upload(
-    service: SearchService, collection: str, files: Sequence[tuple[str, bytes]]
-) -> UploadOutcome | None:
-    """Ingest uploaded files with a progress bar per file; errors are shown, not raised.
+@dataclass
+class UploadJob:
+    """An upload being ingested in a background thread of the session.
+
+    The thread only calls the service and records progress here; it never touches Streamlit.
+    Set :attr:`cancel` to stop it (files not yet stored are rolled back).
+
+    Attributes:
+        collection: the target collection.
+        sources: the files to ingest.
+        too_big: results of the files refused for their size (never ingested).
+        cancel: set by the Cancel button.
+        done: set when the ingest has ended, whatever the outcome.
+        events: the latest progress event of each file.
+        report: the ingest report, once done (``None`` when it failed).
+        error: the one-line message of the error that ended it, if any.
+        started: ``time.monotonic()`` at the start.
+    """
+
+    collection: str
+    sources: list[SourceFile]
+    too_big: list[FileResult] = field(default_factory=list)
+    cancel: threading.Event = field(default_factory=threading.Event)
+    done: threading.Event = field(default_factory=threading.Event)
+    events: dict[int, ProgressEvent] = field(default_factory=dict)
+    report: IngestReport | None = None
+    error: str | None = None
+    started: float = field(default_factory=time.monotonic)
+
+    def run(self, service: SearchService) -> None:
+        """Ingest the files (call it in the job's thread); errors end up in :attr:`error`."""
+        try:
+            if self.sources:
+                self.report = service.ingest(
+                    self.sources, collection=self.collection, on_progress=self._progress, cancel=self.cancel
+                )
+        except Exception as exc:  # noqa: BLE001 - reported on the page as one line
+            _log_unexpected(exc)
+            self.error = user_message(exc, url=service.settings.qdrant.url, details=_DETAILS)
+        finally:
+            self.done.set()
+
+    def _progress(self, event: ProgressEvent) -> None:
+        self.events[event.file_index] = event
+
+    def outcome(self) -> UploadOutcome:
+        """The outcome to show (call it once :attr:`done` is set)."""
+        report = self.report
+        return UploadOutcome(
+            collection=self.collection,
+            results=self.too_big + (report.files if report is not None else []),
+            seconds=report.seconds if report is not None else time.monotonic() - self.started,
+            error=self.error,
+        )
+
+
+def start_upload(service: SearchService, collection: str, files: Sequence[tuple[str, bytes]]) -> UploadJob:
+    """Start ingesting uploaded files in a background thread.
 
     Args:
         service: the service.
@@ -474,65 +603,113 @@ def handle_upload(
         files: ``(uploaded name, bytes)`` pairs. The name only becomes a display name.
 
     Returns:
-        The outcome, or ``None`` when the ingest could not run (the error is shown).
+        The running job (already done when no file is small enough to ingest).
     """
     from ingest.sources import FileResult, upload_source
 
-    limit_bytes = service.settings.app.max_upload_mb * 1024 * 1024
-    sources = []
-    too_big: list[FileResult] = []
+    limit_mb = service.settings.app.max_upload_mb
+    job = UploadJob(collection=collection, sources=[])
     for name, data in files:
         source = upload_source(name, data)
-        if len(data) > limit_bytes:
-            too_big.append(
+        if len(data) > limit_mb * 1024 * 1024:
+            job.too_big.append(
                 FileResult(
                     path=source.source,
                     status="failed",
                     file_name=source.file_name,
                     source=source.source,
-                    error=f"{len(data) / 1048576:.1f} MB is over the upload limit of "
-                    f"{service.settings.app.max_upload_mb} MB (setting app.max_upload_mb)",
+                    error=f"{len(data) / 1048576:.1f} MB is over the upload limit of {limit_mb} MB "
+                    "(setting app.max_upload_mb)",
                 )
             )
         else:
-            sources.append(source)
-    bars: dict[int, Any] = {}
+            job.sources.append(source)
+    if not job.sources:
+        job.done.set()
+        return job
+    threading.Thread(target=job.run, args=(service,), name="instructor-search-upload", daemon=True).start()
+    return job
+
+
+def follow_upload(service: SearchService, job: UploadJob) -> None:
+    """Show a running upload's progress, with a Cancel button, until it ends; then rerun the page.
+
+    A click anywhere (Cancel included) reruns the script, which comes back here: the job goes on
+    in its thread meanwhile.
+    """
     box = st.container(border=True)
-    box.markdown(f"**Indexing {len(sources)} file(s) into** {md_code(collection)} …")
-    for index, source in enumerate(sources):
-        bars[index] = box.progress(0.0, text=f"{md_escape(source.file_name)}: waiting")
+    box.markdown(f"**Indexing {len(job.sources)} file(s) into** {md_code(job.collection)} …")
+    status = box.empty()
+    bars = [box.progress(0.0, text=f"{md_escape(source.file_name)}: waiting") for source in job.sources]
+    if job.cancel.is_set():
+        box.button("Cancelling…", key="cancelling_upload", disabled=True, icon=":material/cancel:")
+    elif box.button("Cancel upload", key="cancel_upload", icon=":material/cancel:"):
+        job.cancel.set()
+        box.caption("Cancelling: files not stored yet are rolled back; stored files are kept.")
+    shown: dict[int, ProgressEvent] = {}
+    while True:
+        finished = job.done.wait(_POLL_SECONDS)
+        for index, event in list(job.events.items()):
+            if shown.get(index) != event and index < len(bars):
+                shown[index] = event
+                _draw_progress(bars[index], event)
+        if finished:
+            break
+        waiting = not job.events and service.write_lock.locked()
+        status.caption(
+            ("Waiting for another upload or delete to finish… " if waiting else "")
+            + f"{time.monotonic() - job.started:.0f} s"
+        )
+    st.session_state["upload_outcome"] = job.outcome()
+    st.session_state.pop("upload_job", None)
+    st.rerun()
 
-    def on_progress(event: ProgressEvent) -> None:
-        bar = bars.get(event.file_index)
-        if bar is None:
-            return
-        name = md_escape(event.file_name)
-        if event.stage == "reading":
-            bar.progress(0.02, text=f"{name}: reading")
-        elif event.stage == "embedding":
-            fraction = event.chunks_done / event.chunks_total if event.chunks_total else 0.0
-            bar.progress(
-                min(0.02 + 0.96 * fraction, 0.98),
-                text=f"{name}: embedding {event.chunks_done}/{event.chunks_total} chunks",
-            )
-        elif event.stage == "stored":
-            bar.progress(1.0, text=f"{name}: stored ({event.chunks_total} chunks)")
-        elif event.stage == "skipped":
-            bar.progress(1.0, text=f"{name}: unchanged")
-        else:
-            bar.progress(1.0, text=f"{name}: failed")
 
-    report: IngestReport | None = None
-    if sources:
-        if service.write_lock.locked():
-            box.caption("Waiting for another upload or delete to finish…")
-        try:
-            report = service.ingest(sources, collection=collection, on_progress=on_progress)
-        except USER_ERRORS as exc:
-            show_error(exc)
-            return None
-    results = too_big + (report.files if report is not None else [])
-    return UploadOutcome(collection=collection, results=results, seconds=report.seconds if report else 0.0)
+def _draw_progress(bar: Any, event: ProgressEvent) -> None:
+    name = md_escape(event.file_name)
+    if event.stage == "reading":
+        bar.progress(0.02, text=f"{name}: reading")
+    elif event.stage == "embedding":
+        fraction = event.chunks_done / event.chunks_total if event.chunks_total else 0.0
+        bar.progress(
+            min(0.02 + 0.96 * fraction, 0.98),
+            text=f"{name}: embedding {event.chunks_done}/{event.chunks_total} chunks",
+        )
+    elif event.stage == "stored":
+        bar.progress(1.0, text=f"{name}: stored ({event.chunks_total} chunks)")
+    elif event.stage == "skipped":
+        bar.progress(1.0, text=f"{name}: unchanged")
+    else:
+        bar.progress(1.0, text=f"{name}: {md_escape(str(event.stage))}")
+
+
+def handle_upload(
+    service: SearchService, collection: str, files: Sequence[tuple[str, bytes]]
+) -> UploadOutcome | None:
+    """Ingest uploaded files and wait for the outcome (no page output; for scripts and tests).
+
+    Args:
+        service: the service.
+        collection: the target collection.
+        files: ``(uploaded name, bytes)`` pairs. The name only becomes a display name.
+
+    Returns:
+        The outcome, or ``None`` when the ingest could not run (:attr:`UploadOutcome.error`
+        of :meth:`UploadJob.outcome` says why).
+    """
+    job = start_upload(service, collection, files)
+    job.done.wait()
+    return None if job.error is not None else job.outcome()
+
+
+@contextlib.contextmanager
+def _waiting_for_writes(service: SearchService) -> Iterator[None]:
+    """A spinner while another session's upload or delete holds the write lock."""
+    if not service.write_lock.locked():
+        yield
+        return
+    with st.spinner("Waiting for another upload or delete to finish…"):
+        yield
 
 
 def outcome_line(result: FileResult) -> str:
@@ -540,6 +717,9 @@ def outcome_line(result: FileResult) -> str:
     name = f"**{md_escape(result.file_name or result.path)}**"
     if result.status == "failed":
         return f"{name} — failed: {md_escape(result.error or 'unknown reason')}"
+    if result.status == "cancelled":
+        note = f" · {md_escape(result.note)}" if result.note else ""
+        return f"{name} — cancelled: not stored (rolled back){note}"
     pages = f" from {result.pages} pages" if result.pages else ""
     detail = f"{result.chunks} chunks{pages}"
     if result.status == "unchanged":
@@ -555,11 +735,15 @@ def _show_outcome(outcome: UploadOutcome | None) -> None:
     for result in outcome.results:
         counts[result.status] = counts.get(result.status, 0) + 1
     summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
-    st.markdown(f"**Last upload** ({summary}; {outcome.seconds:.1f} s)")
+    st.markdown(f"**Last upload** ({summary or 'no files'}; {outcome.seconds:.1f} s)")
+    if outcome.error:
+        show_error(outcome.error)
     for result in outcome.results:
         line, icon = outcome_line(result), _STATUS_ICON.get(result.status)
         if result.status == "failed":
             st.error(line, icon=icon)
+        elif result.status in ("cancelled", "skipped"):
+            st.warning(line, icon=icon)
         elif result.status == "unchanged":
             st.info(line, icon=icon)
         else:
@@ -584,7 +768,8 @@ def _document_list(service: SearchService, state: PageState, documents: list[Doc
             st.markdown(f"Delete **{md_escape(doc.file_name)}** and its {doc.chunks} chunks?")
             if st.button("Yes, delete", key=f"delete:{doc.source}", type="primary"):
                 try:
-                    removed = service.delete_document(doc.source, state.collection)
+                    with _waiting_for_writes(service):
+                        removed = service.delete_document(doc.source, state.collection)
                 except USER_ERRORS as exc:
                     show_error(exc)
                     return

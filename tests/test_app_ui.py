@@ -240,7 +240,7 @@ def test_invalid_new_collection_name_is_a_message(data_dir: Path) -> None:
     at.selectbox(key="collection").set_value("+ New collection…").run()
     at.text_input(key="new_name").input("bad/name")
     at.button(key="create_collection").click().run()
-    assert any("is not valid" in e for e in _texts(at, "error"))
+    assert any("collection name 'bad/name' holds '/'" in e for e in _texts(at, "error"))
 
 
 def test_upload_over_the_size_limit_is_refused(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
