@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -287,3 +288,20 @@ def test_serve_warns_when_not_on_loopback(tmp_path: Path) -> None:
     assert "warning:" in secured.stderr and "anyone on the network" not in secured.stderr
     assert "hunter2" not in secured.stdout + secured.stderr
     assert "warning:" not in local.stderr
+
+
+def test_hidden_files_left_out_are_listed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    docs = tmp_path / "docs"
+    (docs / ".drafts").mkdir(parents=True)
+    (docs / ".drafts" / "old.txt").write_text(TOPICS["bread"], encoding="utf-8")
+    (docs / ".private.md").write_text(TOPICS["chess"], encoding="utf-8")
+    (docs / "notes.txt").write_text(TOPICS["volcano"], encoding="utf-8")
+    options = ["--qdrant-path", str(tmp_path / "q"), "--backend", "fake", "--no-progress"]
+    code, out, err = _cli(capsys, "ingest", str(docs), "--recursive", *options)
+    assert code == 0, err
+    assert re.search(r"skipped +0 chunks +\S*\.private\.md\n +note: hidden file", out), out
+    assert re.search(r"skipped +0 chunks +\S*\.drafts\n +note: hidden folder", out), out
+    assert "1 ingested, 2 skipped" in out
+    code, out, _ = _cli(capsys, "ingest", str(docs), "-r", *options, "--json")
+    skipped = [f for f in json.loads(out)["files"] if f["status"] == "skipped"]
+    assert {Path(f["path"]).name for f in skipped} == {".private.md", ".drafts"}
