@@ -2,9 +2,12 @@
 
 A query is embedded under the query instruction recorded in the collection's metadata (never
 under whatever the current settings would build), so a collection is always searched the way it
-was indexed. Only chunks of completely stored files count: a hit whose file has no matching
-manifest (an ingest still running, or one that was interrupted) is left out, so a search that
-runs while a file is being ingested or replaced never sees half a file or two versions of it.
+was indexed. Only chunks of completely stored files count: chunks still flagged pending (an
+ingest still running, or one that was interrupted; see :data:`ingest.store.PENDING_KEY`) are
+excluded inside Qdrant's query and by the in-process index, so however many there are they
+never take the place of stored ones; and a hit whose file has no matching manifest (a file
+being replaced or removed) is left out afterwards, so a search that runs while a file is being
+ingested or replaced never sees half a file or two versions of it.
 
 A search runs in one retrieval *mode* (see :data:`MODES`): one representation of the chunks
 (``dense``, ``sparse`` BM25, sentence ``sentences`` MaxSim, ``keywords``- or
@@ -17,7 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from app.errors import ModeUnavailableError, QueryError
@@ -29,7 +32,7 @@ from ingest.representations import (
     SparseEncoder,
     SparseRecord,
 )
-from ingest.store import CollectionRecord, manifest_point_id
+from ingest.store import CollectionRecord, committed_filter, manifest_point_id
 
 if TYPE_CHECKING:
     from qdrant_client import models
@@ -422,17 +425,7 @@ def search(
             f"({', '.join(sorted(COSINE_MODES))}); mode {mode!r} is not. Drop the threshold or change the mode."
         )
     instruction = record.instruction_set.query
-    dense_vector: list[float] | None = None
-    if set(components) - {"sparse"}:
-        budget = embedder.token_budget(instruction)
-        # No tokenizer makes more than two tokens of one UTF-8 byte: short queries need no count.
-        tokens = embedder.count_tokens(text) if 2 * len(text.encode("utf-8")) > budget else 0
-        if tokens > budget:
-            raise QueryError(
-                f"the query is {tokens} tokens long; {embedder.model_id} takes at most {budget} tokens "
-                "together with the collection's query instruction. Shorten the query."
-            )
-        dense_vector = embedder.embed([text], instruction)[0].tolist()
+    dense_vector = _dense_query(text, embedder, instruction) if set(components) - {"sparse"} else None
     sparse_query = None
     if "sparse" in components and record.representations.sparse is not None:
         from qdrant_client import models
@@ -445,41 +438,21 @@ def search(
         from ingest.local_index import acquire
 
         index = acquire(store.client, store.collection)
-
-    hits: list[Hit] = []
-    seen: set[str] = set()
-    batch = max(2 * top_k, 10)
-    offset = 0
-    for _ in range(_MAX_ROUNDS):
-        request = _Request(
-            components=tuple(components),
-            dense_vector=dense_vector,
-            sparse_query=sparse_query,
-            score_threshold=score_threshold,
-            limit=batch,
-            offset=offset,
-            fusion=fusion,
-            candidates=max(candidates, offset + batch),
-            rrf_k=rrf_k,
-            weights=weights,
-        )
-        response = _query(store, request, query_filter=query_filter, index=index)
-        found = [(_to_hit(point), _file_sha(point)) for point in response.points]
-        committed = _committed_hashes(store, {hit.source for hit, _ in found})
-        for hit, sha in found:
-            if hit.id in seen or committed.get(hit.source) != sha:
-                continue  # a file still being ingested, replaced or removed
-            seen.add(hit.id)
-            hits.append(hit)
-            if len(hits) == top_k:
-                break
-        if len(hits) == top_k or len(response.points) < batch:
-            break
-        offset += batch
-
+    request = _Request(
+        components=tuple(components),
+        dense_vector=dense_vector,
+        sparse_query=sparse_query,
+        score_threshold=score_threshold,
+        limit=max(2 * top_k, 10),
+        offset=0,
+        fusion=fusion,
+        candidates=candidates,
+        rrf_k=rrf_k,
+        weights=weights,
+    )
     return SearchResult(
         query=text,
-        hits=hits,
+        hits=_committed_hits(store, request, top_k, query_filter=query_filter, index=index),
         instruction=instruction,
         collection=store.collection,
         model=embedder.model_id,
@@ -490,6 +463,59 @@ def search(
         mode=mode,
         note=note,
     )
+
+
+def _dense_query(text: str, embedder: Embedder, instruction: str | None) -> list[float]:
+    """The query's vector under the collection's query instruction.
+
+    Raises:
+        QueryError: the query and the instruction together pass the model's token limit.
+    """
+    budget = embedder.token_budget(instruction)
+    # No tokenizer makes more than two tokens of one UTF-8 byte: short queries need no count.
+    tokens = embedder.count_tokens(text) if 2 * len(text.encode("utf-8")) > budget else 0
+    if tokens > budget:
+        raise QueryError(
+            f"the query is {tokens} tokens long; {embedder.model_id} takes at most {budget} tokens "
+            "together with the collection's query instruction. Shorten the query."
+        )
+    vector: list[float] = embedder.embed([text], instruction)[0].tolist()
+    return vector
+
+
+def _committed_hits(
+    store: VectorStore,
+    first: _Request,
+    top_k: int,
+    *,
+    query_filter: models.Filter | None,
+    index: LocalIndex | None,
+) -> list[Hit]:
+    """Up to ``top_k`` hits of completely stored files, in rounds of ``first.limit`` candidates.
+
+    Pending chunks never reach this (Qdrant and the index leave them out); what is dropped here
+    is the short window of a replacement or a removal: a chunk whose file's manifest now has
+    another content hash, or none.
+    """
+    hits: list[Hit] = []
+    seen: set[str] = set()
+    batch = first.limit
+    for round_index in range(_MAX_ROUNDS):
+        offset = round_index * batch
+        request = replace(first, offset=offset, candidates=max(first.candidates, offset + batch))
+        response = _query(store, request, query_filter=query_filter, index=index)
+        found = [(_to_hit(point), _file_sha(point)) for point in response.points]
+        committed = _committed_hashes(store, {hit.source for hit, _ in found})
+        for hit, sha in found:
+            if hit.id in seen or committed.get(hit.source) != sha:
+                continue  # a file being replaced or removed
+            seen.add(hit.id)
+            hits.append(hit)
+            if len(hits) == top_k:
+                return hits
+        if len(response.points) < batch:
+            break
+    return hits
 
 
 @dataclass(frozen=True)
@@ -524,7 +550,9 @@ def _query(
     """One ``query_points`` call: a single representation, or a fusion of one prefetch each.
 
     With an in-process ``index`` (embedded store, no filter), the same ranking is computed by the
-    index instead.
+    index instead. Either way pending chunks are left out: Qdrant gets
+    :func:`ingest.store.committed_filter` in the query and in every prefetch, and the index
+    masks them.
     """
     from qdrant_client import models
     from qdrant_client.http.models import QueryResponse  # qdrant_client.models' is fastembed's
@@ -535,6 +563,7 @@ def _query(
             from ingest.local_index import fetch
 
             return QueryResponse(points=fetch(store.client, store.collection, ranked))
+    visible = committed_filter(query_filter)
 
     def query_of(name: str) -> tuple[Any, str | None]:
         if name == "sparse":
@@ -551,7 +580,7 @@ def _query(
             store.collection,
             query=query,
             using=using,
-            query_filter=query_filter,
+            query_filter=visible,
             score_threshold=request.score_threshold,
             limit=request.limit,
             offset=request.offset,
@@ -564,7 +593,7 @@ def _query(
         if query is not None:
             used.append(name)
             prefetch.append(
-                models.Prefetch(query=query, using=using, filter=query_filter, limit=request.candidates)
+                models.Prefetch(query=query, using=using, filter=visible, limit=request.candidates)
             )
     fused: Any
     if request.fusion == "dbsf":
@@ -577,7 +606,7 @@ def _query(
         store.collection,
         prefetch=prefetch,
         query=fused,
-        query_filter=query_filter,
+        query_filter=visible,
         limit=request.limit,
         offset=request.offset,
         with_payload=True,

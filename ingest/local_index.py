@@ -15,6 +15,11 @@ the public ``scroll`` API) and scores exactly what Qdrant local scores:
   ``idf = ln((N - df + 0.5) / (df + 0.5) + 1)``, over the points sharing a term with the query;
 - the ``sentences`` multivector with MaxSim: the best sentence's cosine for a one-vector query.
 
+Points flagged pending (chunks of a file not committed yet, :data:`ingest.store.PENDING_KEY`)
+are read too, so that the BM25 statistics match Qdrant's (its IDF counts every point), but no
+ranking ever returns one: they are masked as :func:`ingest.store.committed_filter` leaves them
+out of Qdrant's own queries.
+
 Fusion of several rankings uses Qdrant's own client-side functions
 (:mod:`qdrant_client.hybrid.fusion`), so results match ``query_points`` with prefetches. The
 tests compare both on the same collections.
@@ -78,6 +83,7 @@ class LocalIndex:
         present: per dense vector name, which rows have it.
         sparse: sparse vectors by name.
         multi: multivectors by name.
+        pending: which rows are pending chunks (never returned); ``None``: none is.
         build_seconds: how long the build took.
     """
 
@@ -86,6 +92,7 @@ class LocalIndex:
     present: dict[str, np.ndarray] = field(default_factory=dict)
     sparse: dict[str, _Sparse] = field(default_factory=dict)
     multi: dict[str, _Multi] = field(default_factory=dict)
+    pending: np.ndarray | None = None
     build_seconds: float = 0.0
 
     def __len__(self) -> int:
@@ -106,35 +113,26 @@ class LocalIndex:
         """
         from qdrant_client import models as qm
 
-        from ingest.store import scroll_pages
+        from ingest.store import PENDING_KEY, scroll_pages
 
         started = time.perf_counter()
-        info = client.get_collection(collection)
-        params = info.config.params
-        dense_cfg: dict[str, Any] = {}
-        multi_names: set[str] = set()
-        vectors_cfg = params.vectors
-        if isinstance(vectors_cfg, qm.VectorParams):
-            dense_cfg[""] = vectors_cfg
-        elif isinstance(vectors_cfg, dict):
-            for name, cfg in vectors_cfg.items():
-                if cfg.hnsw_config is not None and cfg.hnsw_config.m == 0:
-                    continue  # not indexed: kept for other uses, never searched
-                if cfg.multivector_config is not None:
-                    multi_names.add(name)
-                else:
-                    dense_cfg[name] = cfg
+        params = client.get_collection(collection).config.params
+        dense_cfg, multi_names = _searched_vectors(params.vectors)
         sparse_cfg = params.sparse_vectors or {}
         sparse_names = set(sparse_cfg)
 
         ids: list[Any] = []
+        pending: list[bool] = []
         dense_rows: dict[str, list[np.ndarray]] = {name: [] for name in dense_cfg}
         dense_have: dict[str, list[bool]] = {name: [] for name in dense_cfg}
         sparse_rows: dict[str, list[tuple[list[int], list[float]] | None]] = {n: [] for n in sparse_names}
         multi_rows: dict[str, list[np.ndarray | None]] = {name: [] for name in multi_names}
-        for records in scroll_pages(client, collection, vectors=True, limit=_SCROLL_BATCH):
+        for records in scroll_pages(
+            client, collection, payload=[PENDING_KEY], vectors=True, limit=_SCROLL_BATCH
+        ):
             for record in records:
                 ids.append(record.id)
+                pending.append(bool((record.payload or {}).get(PENDING_KEY)))
                 vector = record.vector
                 named: dict[str, Any] = vector if isinstance(vector, dict) else {"": vector}
                 for name, cfg in dense_cfg.items():
@@ -154,20 +152,12 @@ class LocalIndex:
                     value = named.get(name)
                     multi_rows[name].append(np.asarray(value, dtype=np.float32) if value else None)
 
-        index = cls(ids=ids)
+        index = cls(ids=ids, pending=np.asarray(pending, dtype=bool) if any(pending) else None)
         for name, cfg in dense_cfg.items():
-            matrix = (
-                np.vstack(dense_rows[name]).astype(np.float32, copy=False)
-                if ids
-                else np.zeros((0, cfg.size), dtype=np.float32)
-            )
-            if cfg.distance == qm.Distance.COSINE:
-                norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-                matrix /= np.where(norms > 0, norms, 1.0)
-            elif cfg.distance != qm.Distance.DOT:
-                continue  # euclid/manhattan: not used by instructor-search; Qdrant answers those
-            index.dense[name] = np.ascontiguousarray(matrix)
-            index.present[name] = np.asarray(dense_have[name], dtype=bool)
+            matrix = _build_dense(dense_rows[name], cfg)
+            if matrix is not None:
+                index.dense[name] = matrix
+                index.present[name] = np.asarray(dense_have[name], dtype=bool)
         for name in sparse_names:
             index.sparse[name] = _build_sparse(
                 sparse_rows[name], len(ids), idf=sparse_cfg[name].modifier == qm.Modifier.IDF
@@ -177,7 +167,13 @@ class LocalIndex:
             if built is not None:
                 index.multi[name] = built
         index.build_seconds = time.perf_counter() - started
-        logger.info("in-process index of %s: %d points in %.2f s", collection, len(ids), index.build_seconds)
+        logger.info(
+            "in-process index of %s: %d points (%d pending) in %.2f s",
+            collection,
+            len(ids),
+            sum(pending),
+            index.build_seconds,
+        )
         return index
 
     # -- scoring -------------------------------------------------------------------------------
@@ -205,7 +201,7 @@ class LocalIndex:
         present = self.present[name]
         if not present.all():
             scores = np.where(present, scores, -np.inf)
-        return self._top(scores, limit)
+        return self._top(scores, limit)  # _top masks the pending rows
 
     def search_sparse(
         self, indices: Sequence[int], values: Sequence[float], using: str, limit: int
@@ -244,12 +240,36 @@ class LocalIndex:
         data = self.multi[using]
         query = _unit(vector)
         best = np.maximum.reduceat(np.einsum("ij,j->i", data.vectors, query), data.starts)
+        if self.pending is not None:
+            best = np.where(self.pending[data.rows], -np.inf, best)
         order = _top_order(best, limit)
-        return [(self.ids[int(data.rows[i])], float(best[i])) for i in order]
+        return [(self.ids[int(data.rows[i])], float(best[i])) for i in order if np.isfinite(best[i])]
 
     def _top(self, scores: np.ndarray, limit: int) -> list[tuple[Any, float]]:
+        """The ``limit`` best finite scores of rows that are not pending, best first."""
+        if self.pending is not None:
+            scores = np.where(self.pending, -np.inf, scores)
         order = _top_order(scores, limit)
         return [(self.ids[int(i)], float(scores[i])) for i in order if np.isfinite(scores[i])]
+
+
+def _searched_vectors(vectors_cfg: Any) -> tuple[dict[str, Any], set[str]]:
+    """The dense vector configs (by name, ``""``: unnamed) and multivector names a collection searches."""
+    from qdrant_client import models as qm
+
+    dense_cfg: dict[str, Any] = {}
+    multi_names: set[str] = set()
+    if isinstance(vectors_cfg, qm.VectorParams):
+        dense_cfg[""] = vectors_cfg
+    elif isinstance(vectors_cfg, dict):
+        for name, cfg in vectors_cfg.items():
+            if cfg.hnsw_config is not None and cfg.hnsw_config.m == 0:
+                continue  # not indexed: kept for other uses, never searched
+            if cfg.multivector_config is not None:
+                multi_names.add(name)
+            else:
+                dense_cfg[name] = cfg
+    return dense_cfg, multi_names
 
 
 def _unit(vector: Sequence[float] | np.ndarray) -> np.ndarray:
@@ -265,6 +285,21 @@ def _top_order(scores: np.ndarray, limit: int) -> np.ndarray:
         return np.zeros(0, dtype=np.int64)
     part = np.argpartition(-scores, limit - 1)[:limit] if scores.size > limit else np.arange(scores.size)
     return part[np.argsort(-scores[part], kind="stable")]
+
+
+def _build_dense(rows: list[np.ndarray], cfg: Any) -> np.ndarray | None:
+    """The rows as one matrix, unit-normalised for cosine; ``None`` for distances not scored here."""
+    from qdrant_client import models as qm
+
+    matrix = (
+        np.vstack(rows).astype(np.float32, copy=False) if rows else np.zeros((0, cfg.size), dtype=np.float32)
+    )
+    if cfg.distance == qm.Distance.COSINE:
+        norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+        matrix /= np.where(norms > 0, norms, 1.0)
+    elif cfg.distance != qm.Distance.DOT:
+        return None  # euclid/manhattan: not used by instructor-search; Qdrant answers those
+    return np.ascontiguousarray(matrix)
 
 
 def _build_sparse(rows: list[tuple[list[int], list[float]] | None], n: int, *, idf: bool) -> _Sparse:

@@ -10,6 +10,18 @@ only after all of that file's chunks are stored. A file counts as stored only wh
 says so; chunks without a matching manifest are leftovers of an interrupted run and are removed
 by :meth:`VectorStore.repair`. This makes a file's chunks "all or none" even though the embedded
 store writes point by point.
+
+Every chunk is written with the top-level payload flag ``pending: true``
+(:data:`PENDING_KEY`), which :meth:`VectorStore.commit_document` clears once the file's
+manifest is written. Every search and count excludes flagged chunks inside Qdrant's own query
+(:func:`committed_filter`), so the chunks of a file still being written, or left by a killed
+run, can never take the place of stored ones, however many there are. A collection written
+before the flag existed has no flag anywhere and needs no migration.
+
+Names: ``NAME__documents`` is internal. A :class:`VectorStore` is never opened on an internal
+name, and a new collection gets a name that :func:`config.names.validate_collection_name`
+accepts; an existing collection whose name only breaks the newer character rules stays usable
+(listed, searched, written and dropped) under the name it has.
 """
 
 from __future__ import annotations
@@ -24,7 +36,12 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from config.names import MANIFEST_SUFFIX
+from config.names import (
+    MANIFEST_SUFFIX,
+    InvalidNameError,
+    is_internal_collection,
+    validate_collection_name,
+)
 from embedder import InstructionSet
 from ingest.errors import (
     CollectionMismatchError,
@@ -57,6 +74,11 @@ SCHEMA_VERSION = 1
 DENSE_VECTOR = ""  # the unnamed default vector, which langchain_qdrant reads
 #: Namespace of the deterministic point ids (uuid5 of file hash and chunk index).
 POINT_NAMESPACE = uuid.UUID("6f1c8a52-3d0e-5b7a-9c4e-2a1b0d9e8f70")
+#: Top-level payload key of a chunk whose file is not committed yet (value ``True``); absent on
+#: committed chunks and on every chunk of a collection written before the flag existed.
+PENDING_KEY = "pending"
+#: Point ids per delete / payload request.
+_ID_BATCH = 1024
 
 
 def chunk_point_id(file_sha256: str, chunk_index: int) -> str:
@@ -71,6 +93,39 @@ WRITE_MARKER_ID = str(uuid.uuid5(POINT_NAMESPACE, "write-in-progress"))
 def manifest_point_id(source: str) -> str:
     """Deterministic id of a source file's manifest point."""
     return str(uuid.uuid5(POINT_NAMESPACE, f"source:{source}"))
+
+
+def committed_filter(extra: models.Filter | None = None) -> models.Filter:
+    """A filter that leaves out pending chunks (see :data:`PENDING_KEY`), and ANDs ``extra``.
+
+    Chunks without the key (committed ones, and those of collections written before the flag)
+    match, so no migration is needed.
+
+    Args:
+        extra: a further restriction (documents, domain), or ``None``.
+
+    Returns:
+        The filter, for ``query_points``, each of its prefetches, ``count`` and ``scroll``.
+    """
+    from qdrant_client import models
+
+    pending = models.FieldCondition(key=PENDING_KEY, match=models.MatchValue(value=True))
+    return models.Filter(must=[extra] if extra is not None else None, must_not=[pending])
+
+
+def check_user_collection(name: str) -> None:
+    """Refuse an internal collection name (a manifest collection) as a user collection.
+
+    Args:
+        name: the collection name.
+
+    Raises:
+        InvalidNameError: ``name`` is empty or (without outer spaces) ends in a reserved suffix;
+            the message is :func:`config.names.validate_collection_name`'s.
+    """
+    if not isinstance(name, str) or not name.strip() or is_internal_collection(name.strip()):
+        validate_collection_name(name)  # raises its "is empty" or "is reserved" message
+        raise InvalidNameError(f"collection name {name!r} is not allowed; choose another name")
 
 
 class ChunkingRecord(BaseModel):
@@ -250,9 +305,13 @@ class VectorStore:
         client: an open client (see :func:`open_client`).
         collection: collection name.
         local: ``True`` for the embedded / in-memory store (payload indexes are skipped there).
+
+    Raises:
+        InvalidNameError: ``collection`` is an internal (manifest) collection's name.
     """
 
     def __init__(self, client: QdrantClient, collection: str, *, local: bool = True) -> None:
+        check_user_collection(collection)
         self.client = client
         self.collection = collection
         self.manifest_collection = collection + MANIFEST_SUFFIX
@@ -320,6 +379,11 @@ class VectorStore:
 
         Returns:
             The collection's record (the existing one if it was compatible).
+
+        Raises:
+            InvalidNameError: the collection does not exist and its name is not one that
+                :func:`config.names.validate_collection_name` accepts as it is.
+            CollectionMismatchError: the existing collection was built differently.
         """
         from qdrant_client import models
 
@@ -327,6 +391,7 @@ class VectorStore:
         if found is not None:
             self.check(found, expected)
             self._ensure_manifest()
+            self._ensure_pending_index()
             missing = set(expected.representations.available()) - set(found.representations.available())
             if missing:
                 logger.warning(
@@ -337,6 +402,7 @@ class VectorStore:
                     ", ".join(found.representations.available()),
                 )
             return found
+        self._check_new_name()
         reps = expected.representations
         dense = models.VectorParams(size=expected.dimension, distance=models.Distance.COSINE)
         vectors: dict[str, models.VectorParams] = {}
@@ -374,10 +440,29 @@ class VectorStore:
             self.client.create_payload_index(
                 self.collection, "metadata.chunk_index", models.PayloadSchemaType.INTEGER
             )
+        self._ensure_pending_index()
         self._ensure_manifest()
         self._changed()
         logger.info("created collection %s (%s, dim %d)", self.collection, expected.model, expected.dimension)
         return expected
+
+    def _check_new_name(self) -> None:
+        """A new collection's name must pass the name rules exactly as it is (no outer spaces)."""
+        cleaned = validate_collection_name(self.collection)
+        if cleaned != self.collection:
+            raise InvalidNameError(
+                f"collection name {self.collection!r} has leading or trailing white space; use {cleaned!r}"
+            )
+
+    def _ensure_pending_index(self) -> None:
+        """On a server, index the pending flag (every query filters on it); local mode has none."""
+        from qdrant_client import models
+
+        if self.local:
+            return
+        schema = self.client.get_collection(self.collection).payload_schema or {}
+        if PENDING_KEY not in schema:
+            self.client.create_payload_index(self.collection, PENDING_KEY, models.PayloadSchemaType.BOOL)
 
     def write_record(self, record: CollectionRecord) -> None:
         """Replace the collection's record (e.g. after estimating the BM25 average length)."""
@@ -480,11 +565,17 @@ class VectorStore:
             )
         return models.Filter(must=must, must_not=must_not or None)
 
-    def count(self) -> int:
-        """Chunk points in the collection (0 if it does not exist)."""
+    def count(self, *, pending: bool = False) -> int:
+        """Chunk points of committed files in the collection (0 if it does not exist).
+
+        Args:
+            pending: count the chunks of files not committed yet too (an ingest in progress,
+                or the leftovers of an interrupted one).
+        """
         if not self.exists():
             return 0
-        return int(self.client.count(self.collection, exact=True).count)
+        flt = None if pending else committed_filter()
+        return int(self.client.count(self.collection, count_filter=flt, exact=True).count)
 
     def count_source(self, source: str, *, sha256: str | None = None) -> int:
         """Chunk points of one source (optionally of one content hash)."""
@@ -500,11 +591,25 @@ class VectorStore:
         flt = models.Filter(must=conditions)
         return int(self.client.count(self.collection, count_filter=flt, exact=True).count)
 
-    def upsert_chunks(self, points: Sequence[models.PointStruct]) -> None:
-        """Write chunk points (ids are deterministic, so rewriting is idempotent)."""
-        if points:
-            self.client.upsert(self.collection, points=list(points), wait=True)
-            self._changed()
+    def upsert_chunks(self, points: Sequence[models.PointStruct], *, pending: bool = True) -> None:
+        """Write chunk points (ids are deterministic, so rewriting is idempotent).
+
+        Args:
+            points: the points (their payloads are not modified).
+            pending: flag them as pending (:data:`PENDING_KEY`): no search or count sees them
+                until :meth:`commit_document` commits their file. ``False`` only for points that
+                are never committed through a manifest's chunk ids (e.g. a benchmark's filler).
+        """
+        if not points:
+            return
+        written = list(points)
+        if pending:
+            written = [
+                point.model_copy(update={"payload": {**(point.payload or {}), PENDING_KEY: True}})
+                for point in written
+            ]
+        self.client.upsert(self.collection, points=written, wait=True)
+        self._changed()
 
     def delete_stale(
         self,
@@ -560,15 +665,19 @@ class VectorStore:
         self._changed()
 
     def has_chunks(self, manifest: DocumentManifest) -> bool:
-        """Whether every chunk a manifest vouches for is stored (looked up by id, no scan)."""
+        """Whether every chunk a manifest vouches for is stored and committed (by id, no scan)."""
         ids = [chunk_point_id(manifest.file_sha256, index) for index in range(manifest.chunks)]
-        for start in range(0, len(ids), 1024):
-            part = ids[start : start + 1024]
-            records = self.client.retrieve(self.collection, ids=part, with_payload=["metadata.source"])
+        for start in range(0, len(ids), _ID_BATCH):
+            part = ids[start : start + _ID_BATCH]
+            records = self.client.retrieve(
+                self.collection, ids=part, with_payload=["metadata.source", PENDING_KEY]
+            )
             if len(records) != len(part):
                 return False
-            if any((r.payload or {}).get("metadata", {}).get("source") != manifest.source for r in records):
-                return False
+            for record in records:
+                payload = record.payload or {}
+                if payload.get(PENDING_KEY) or payload.get("metadata", {}).get("source") != manifest.source:
+                    return False
         return True
 
     def stored_source(self, file_sha256: str) -> str | None:
@@ -609,7 +718,14 @@ class VectorStore:
         return DocumentManifest.model_validate(records[0].payload)
 
     def commit_document(self, manifest: DocumentManifest) -> None:
-        """Mark a source as completely stored (after all its chunks are written)."""
+        """Mark a source as completely stored (after all its chunks are written).
+
+        The manifest is written first, then the pending flag of the chunks it vouches for is
+        cleared: a run killed in between leaves a manifest whose chunks are still flagged,
+        which :meth:`repair` commits. While a stored file is being replaced, its old chunks
+        stop counting when the new manifest is written and the new ones count once their flag
+        is cleared: the file is missing from results for that short moment, never doubled.
+        """
         from qdrant_client import models
 
         self.client.upsert(
@@ -621,6 +737,16 @@ class VectorStore:
             ],
             wait=True,
         )
+        self._clear_pending([chunk_point_id(manifest.file_sha256, index) for index in range(manifest.chunks)])
+
+    def _clear_pending(self, ids: Sequence[Any]) -> None:
+        """Remove the pending flag from these (existing) chunk points."""
+        for start in range(0, len(ids), _ID_BATCH):
+            self.client.delete_payload(
+                self.collection, keys=[PENDING_KEY], points=list(ids[start : start + _ID_BATCH]), wait=True
+            )
+        if ids:
+            self._changed()
 
     def documents(self) -> list[DocumentManifest]:
         """All stored source files, sorted by source."""
@@ -745,16 +871,19 @@ class VectorStore:
         return bool(self.client.retrieve(self.manifest_collection, ids=[WRITE_MARKER_ID]))
 
     def repair(self, *, force: bool = False) -> int:
-        """Remove chunks that no manifest vouches for (left by an interrupted run).
+        """Remove chunks that no manifest vouches for, and commit those one does (after a crash).
 
         A chunk is vouched for when the manifest of its source has its content hash and more
-        chunks than its index. The scan runs only when a write was interrupted (see
-        :meth:`begin_write`) or when ``force`` is set.
+        chunks than its index. Unvouched chunks (an interrupted file, an old version left by a
+        replacement) are deleted; vouched chunks still flagged pending (a run killed between
+        writing a manifest and clearing its chunks' flag) are committed. The scan runs only
+        when a write was interrupted (see :meth:`begin_write`) or when ``force`` is set.
 
         Note:
             On a Qdrant server, a repair while another process is ingesting into the same
             collection removes that process's not yet committed chunks; the next ingest of
-            those files stores them again.
+            those files stores them again. :func:`repair_interrupted` therefore repairs only
+            embedded stores when they are opened.
 
         Args:
             force: scan even if no write was interrupted.
@@ -766,13 +895,37 @@ class VectorStore:
 
         if not self.exists() or not (force or self.write_interrupted()):
             return 0
+        orphans, vouched_pending = self._unvouched_and_pending()
+        for start in range(0, len(orphans), _ID_BATCH):
+            self.client.delete(
+                self.collection,
+                points_selector=models.PointIdsList(points=orphans[start : start + _ID_BATCH]),
+                wait=True,
+            )
+        if orphans:
+            self._changed()
+            logger.warning("removed %d chunks of interrupted ingests from %s", len(orphans), self.collection)
+        if vouched_pending:
+            self._clear_pending(vouched_pending)
+            logger.warning(
+                "committed %d stored chunks of an interrupted commit in %s",
+                len(vouched_pending),
+                self.collection,
+            )
+        self.end_write()
+        return len(orphans)
+
+    def _unvouched_and_pending(self) -> tuple[list[Any], list[Any]]:
+        """Ids of the chunks no manifest vouches for, and of the vouched ones still pending."""
         committed = {m.source: (m.file_sha256, m.chunks) for m in self.documents()}
         orphans: list[Any] = []
+        pending: list[Any] = []
         for record in self._scroll(
             self.collection,
-            payload=["metadata.source", "metadata.file_sha256", "metadata.chunk_index"],
+            payload=["metadata.source", "metadata.file_sha256", "metadata.chunk_index", PENDING_KEY],
         ):
-            meta = (record.payload or {}).get("metadata", {})
+            payload = record.payload or {}
+            meta = payload.get("metadata", {})
             vouched = committed.get(meta.get("source"))
             index = meta.get("chunk_index")
             if (
@@ -782,17 +935,9 @@ class VectorStore:
                 or index >= vouched[1]
             ):
                 orphans.append(record.id)
-        for start in range(0, len(orphans), 256):
-            self.client.delete(
-                self.collection,
-                points_selector=models.PointIdsList(points=orphans[start : start + 256]),
-                wait=True,
-            )
-        if orphans:
-            self._changed()
-            logger.warning("removed %d chunks of interrupted ingests from %s", len(orphans), self.collection)
-        self.end_write()
-        return len(orphans)
+            elif payload.get(PENDING_KEY):
+                pending.append(record.id)
+        return orphans, pending
 
     def _scroll(self, collection: str, *, payload: bool | list[str]) -> Iterator[Any]:
         for page in scroll_pages(self.client, collection, payload=payload):
@@ -831,6 +976,34 @@ def scroll_pages(
 
 
 def list_collections(client: QdrantClient) -> list[str]:
-    """Names of instructor-search chunk collections (manifest collections left out)."""
+    """Names of the user collections (internal manifest collections left out)."""
     names: Iterable[str] = (c.name for c in client.get_collections().collections)
-    return sorted(name for name in names if not name.endswith(MANIFEST_SUFFIX))
+    return sorted(name for name in names if not is_internal_collection(name))
+
+
+def repair_interrupted(client: QdrantClient, settings: Settings) -> dict[str, int]:
+    """Repair every collection of an embedded store that a killed run left half written.
+
+    Call it right after :func:`open_client`: the embedded store's folder lock guarantees that
+    no other process is writing, so a write mark (see :meth:`VectorStore.begin_write`) left in
+    place can only be a dead run's, and its leftovers are removed now rather than at the next
+    write. A server may have a concurrent ingest by another process, so nothing is done there
+    (the next write repairs, see :meth:`VectorStore.repair`).
+
+    Args:
+        client: the client just opened.
+        settings: the settings it was opened with.
+
+    Returns:
+        ``collection -> chunks removed`` of the collections that were repaired.
+    """
+    if settings.qdrant_mode == "server":
+        return {}
+    repaired: dict[str, int] = {}
+    for name in list_collections(client):
+        store = VectorStore(client, name, local=True)
+        if store.write_interrupted():
+            repaired[name] = store.repair()
+    if repaired:
+        logger.warning("repaired collections left half written by an interrupted run: %s", repaired)
+    return repaired

@@ -12,13 +12,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_pending_chunks import Crash, killable
 
 from app.search import search
 from config import Settings, load_settings
 from embedder import make_embedder
 from ingest import local_index
 from ingest.local_index import LocalIndex, acquire
-from ingest.pipeline import SourceFile, ingest_files
+from ingest.pipeline import ProgressEvent, SourceFile, ingest_files
 from ingest.store import VectorStore, open_client
 
 WORDS = [
@@ -286,3 +287,51 @@ def test_sparse_without_the_idf_modifier_is_a_plain_dot_product() -> None:
     theirs = client.query_points("plain", query=query, using="s", limit=10).points
     assert [pid for pid, _ in ours] == [p.id for p in theirs]
     np.testing.assert_allclose([score for _, score in ours], [p.score for p in theirs], rtol=1e-6)
+
+
+def test_pending_chunks_are_masked_and_scores_still_match_qdrant(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Chunks of an unfinished file: in the index (BM25 statistics count them, as Qdrant's do), never ranked."""
+    settings = load_settings(
+        data_dir=str(tmp_path / "data"),
+        model={"backend": "fake"},
+        index={"sparse": {"enabled": True}, "sentences": {"enabled": True}, "keywords": {"enabled": True}},
+    )
+    store = VectorStore(open_client(settings), "pending")
+    embedder = make_embedder(settings.model)
+    files = [
+        SourceFile(source=f"t:{n}", file_name=n, data=t.encode()) for n, t in _corpus(12, seed=1).items()
+    ]
+    ingest_files(files, settings=settings, embedder=embedder, store=store)
+    rng = random.Random(2)
+    pages = [" ".join(rng.choice(WORDS) for _ in range(30 + i % 17)) + "." for i in range(400)]
+    big = SourceFile(source="t:big", file_name="big.txt", data="\n\n".join(pages).encode())
+
+    dead = killable(monkeypatch)
+
+    def crash(event: ProgressEvent) -> None:
+        if event.stage == "embedding" and store.count_source("t:big") >= 30:
+            dead.set()
+            raise Crash("killed")
+
+    with pytest.raises(Crash):
+        ingest_files([big], settings=settings, embedder=embedder, store=store, on_progress=crash)
+    dead.clear()
+    committed = store.count()
+    assert store.count(pending=True) >= committed + 30
+    index = LocalIndex.build(store.client, store.collection)
+    assert len(index) == store.count(pending=True)
+    assert index.pending is not None and int(index.pending.sum()) == store.count(pending=True) - committed
+    for mode in ("dense", "sparse", "sentences", "keywords"):
+        for query in LONG_QUERIES:
+            fast, slow = _both(settings, store, query, mode=mode, top_k=15)
+            _same(fast, slow)
+            assert len(fast) == 12  # every committed chunk, and nothing else
+    for mode in ("hybrid", "hybrid+sentences", "hybrid+keywords", "all"):
+        for query in LONG_QUERIES:
+            fast, slow = _both(settings, store, query, mode=mode, top_k=15)
+            _same(fast, slow)
+            assert len(fast) == 12
+    ranked = index.search_dense(embedder.embed([LONG_QUERIES[0]], None)[0], "", 1000)
+    assert len(ranked) == committed

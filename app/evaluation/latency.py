@@ -133,7 +133,7 @@ def fill_store(
             )
             for i in range(n)
         ]
-        store.upsert_chunks(points)
+        store.upsert_chunks(points, pending=False)  # filler: never committed chunk by chunk
         written += n
 
 
