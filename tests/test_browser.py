@@ -259,3 +259,54 @@ def test_sessions_search_while_another_uploads(chromium: Any, app_url: str, tmp_
     assert _errors(uploader) == []
     ARTIFACTS.mkdir(exist_ok=True)
     uploader.screenshot(path=str(ARTIFACTS / "browser_concurrent.png"), full_page=True)
+
+
+def test_cancel_an_upload_keeps_stored_files_and_frees_the_lock(
+    chromium: Any, app_url: str, tmp_path: Path
+) -> None:
+    """Cancel a long upload: stored files stay (and are found), the rest is rolled back; a second
+    session's upload waits for the first (and says so) and goes through once it is cancelled."""
+    lighthouse = _pdf(tmp_path, "lighthouse.pdf", [TOPICS["bread"], LIGHTHOUSE, TOPICS["chess"]])
+    orchard = _pdf(tmp_path, "orchard.pdf", [TOPICS["volcano"], TOPICS["glacier"], ORCHARD])
+    sentences = [
+        s.strip().rstrip(".") + "." for text in TOPICS.values() for s in text.split(". ") if s.strip()
+    ]
+    shuffler = random.Random(11)
+    pages = [f"Ledger {i}. " + " ".join(shuffler.sample(sentences, len(sentences))) for i in range(300)]
+    pages[13] += " The observatory on the mountain tracks comets with a large refracting telescope."
+    big = _pdf(tmp_path, "almanac.pdf", pages)  # ~600 chunks: long enough to cancel in the middle
+    later = _pdf(tmp_path, "later.pdf", [ORCHARD + " Cider is pressed from the apples in autumn."])
+
+    uploader, other = _open(chromium, app_url), _open(chromium, app_url)
+    _upload(uploader, [lighthouse, orchard, big])
+    progress = uploader.locator('[data-testid="stProgress"]')
+    for name in ("lighthouse.pdf", "orchard.pdf"):
+        progress.filter(has_text=f"{name}: stored").wait_for(timeout=SLOW)
+    assert progress.filter(has_text="almanac.pdf: stored").count() == 0, "the upload ended too soon"
+
+    _upload(other, [later])  # the second session's upload waits for the write lock
+    other.get_by_text(re.compile("Waiting for another upload or delete to finish")).wait_for(timeout=60_000)
+
+    uploader.get_by_role("button", name=re.compile("Cancel upload")).click()
+    uploader.get_by_text("Last upload").wait_for(timeout=SLOW)
+    alerts = uploader.locator('[data-testid="stAlert"]')
+    for name in ("lighthouse.pdf", "orchard.pdf"):
+        alerts.filter(has_text=re.compile(re.escape(name) + " — ingested")).first.wait_for(timeout=30_000)
+    alerts.filter(has_text=re.compile(r"almanac\.pdf — cancelled")).first.wait_for(timeout=30_000)
+    assert uploader.get_by_text("2 documents · 6 chunks").count() == 1
+
+    _wait_uploaded(other, ["later.pdf"])  # cancelling released the lock
+    for query, (file_name, page_number) in QUERIES.items():
+        card = _search(uploader, query, file_name)
+        assert card.locator(".hit-page").inner_text() == f"page {page_number}"
+    other.get_by_role("tab", name=re.compile("Search")).click()
+    box = other.get_by_label("Search your documents")
+    box.fill("Where are comets tracked with a telescope?")
+    box.press("Enter")
+    other.locator(".hit-card").first.wait_for(timeout=SLOW)
+    found = other.locator(".hit-card .hit-file").all_inner_texts()
+    assert found and "almanac.pdf" not in found, found  # nothing of the cancelled file is searchable
+    _search(other, "When is cider pressed from the apples?", "later.pdf")
+    assert _errors(uploader) == [] and _errors(other) == []
+    ARTIFACTS.mkdir(exist_ok=True)
+    uploader.screenshot(path=str(ARTIFACTS / "browser_cancel.png"), full_page=True)
