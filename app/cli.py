@@ -81,6 +81,11 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
     add("-v", "--verbose", action="store_true", help="log more; show the traceback of an error")
 
 
+def with_common_defaults(args: argparse.Namespace) -> argparse.Namespace:
+    """``args`` with :data:`COMMON_DEFAULTS` for the common options given nowhere on the line."""
+    return argparse.Namespace(**{**COMMON_DEFAULTS, **vars(args)})
+
+
 def settings_from_args(args: argparse.Namespace) -> Settings:
     """Build the settings from the config file, the environment and the command line.
 
@@ -89,6 +94,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         ConfigError: a setting is invalid.
         AppError: the command line contradicts itself.
     """
+    args = with_common_defaults(args)
     qdrant: dict[str, Any] = {}
     if args.qdrant_path and args.qdrant_url:
         raise AppError("--qdrant-path and --qdrant-url were both given; pass one of them")
@@ -215,10 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = build_parser()
     arguments = list(sys.argv[1:] if argv is None else argv)
-    args = parser.parse_args(arguments)
-    for key, default in COMMON_DEFAULTS.items():
-        if not hasattr(args, key):
-            setattr(args, key, default)
+    args = with_common_defaults(parser.parse_args(arguments))
     args.command_line = redact_text("instructor-search " + " ".join(shlex.quote(a) for a in arguments))
     _configure_logging(args.verbose)
     settings: Settings | None = None
