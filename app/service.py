@@ -221,11 +221,10 @@ class SearchService:
             ModelNotFoundError: the model cannot be loaded.
         """
         from embedder import make_embedder
-        from ingest.store import open_client, repair_interrupted
+        from ingest.store import open_client
 
         client = guard_client(open_client(settings), settings)
         try:
-            repair_interrupted(client, settings)  # embedded: a write mark left is a killed run's
             model = embedder if embedder is not None else make_embedder(settings)
         except BaseException:
             client.close()

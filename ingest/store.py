@@ -236,6 +236,8 @@ def open_client(settings: Settings) -> QdrantClient:
 
     Returns:
         The client. Open one per process and share it: the embedded store is single-process.
+        An embedded store left half written by a killed run is repaired before it is returned
+        (see :func:`repair_interrupted`).
 
     Raises:
         StoreLockedError: the embedded folder is already open in another process.
@@ -262,7 +264,7 @@ def open_client(settings: Settings) -> QdrantClient:
             "set INSTRUCTOR_SEARCH_QDRANT__PATH (or --qdrant-path) to a writable folder"
         ) from exc
     try:
-        return QdrantClient(path=str(path))
+        client = QdrantClient(path=str(path))
     except RuntimeError as exc:
         if "already accessed" in str(exc):
             raise StoreLockedError(
@@ -271,6 +273,12 @@ def open_client(settings: Settings) -> QdrantClient:
                 "use another --qdrant-path, or run a Qdrant server and pass --qdrant-url."
             ) from exc
         raise
+    try:
+        repair_interrupted(client, settings)  # the folder lock is ours: a write mark left is a dead run's
+    except BaseException:
+        client.close()  # release the folder lock
+        raise
+    return client
 
 
 def _wrap_server_errors(exc: Exception, action: str) -> StoreConnectionError:
@@ -984,7 +992,7 @@ def list_collections(client: QdrantClient) -> list[str]:
 def repair_interrupted(client: QdrantClient, settings: Settings) -> dict[str, int]:
     """Repair every collection of an embedded store that a killed run left half written.
 
-    Call it right after :func:`open_client`: the embedded store's folder lock guarantees that
+    :func:`open_client` calls it: the embedded store's folder lock guarantees that
     no other process is writing, so a write mark (see :meth:`VectorStore.begin_write`) left in
     place can only be a dead run's, and its leftovers are removed now rather than at the next
     write. A server may have a concurrent ingest by another process, so nothing is done there

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from conftest import FIXTURES
 from pdfgen import pdf_bytes
-from qdrant_client import models
+from qdrant_client import QdrantClient, models
 
 from app.cli import main
 from app.search import available_modes, mode_components, search
@@ -271,8 +271,9 @@ def test_a_killed_ingest_process_never_hides_a_stored_document(
     _, err = process.communicate()
     assert still_running, f"the ingest finished before it could be killed: {err.decode()[-2000:]}"
 
-    # The dead run's chunks are still there (nothing has repaired yet) and never win a search.
-    client = open_client(settings)
+    # The dead run's chunks are still there and never win a search. A raw client: open_client
+    # would repair the store before we could look at what the kill left.
+    client = QdrantClient(path=settings.qdrant_location)
     try:
         store = VectorStore(client, "documents")
         assert store.write_interrupted()
