@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -86,3 +87,31 @@ def test_langchain_qdrant_semantic_search_with_the_real_model(
     for question, expected in questions.items():
         [top] = vectorstore.similarity_search(question, k=1)
         assert top.metadata["file_name"] == expected, question
+
+
+def test_langchain_qdrant_leaves_out_pending_chunks_with_committed_filter(
+    tmp_path: Path, settings: Settings, store: VectorStore
+) -> None:
+    """Chunks of a file still being ingested stay out of a LangChain search given committed_filter()."""
+    from qdrant_client import models
+
+    from ingest.store import committed_filter
+
+    embedder = FakeEmbedder()
+    _ingest_topics(tmp_path, settings, store, embedder)
+    text = "magma chamber eruptions ash pumice lava " * 3
+    [vector] = embedder.embed([text], store.require_record().instruction_set.document)
+    pending = models.PointStruct(
+        id=str(uuid.uuid4()),
+        vector=vector.tolist(),
+        payload={"page_content": text, "metadata": {"file_name": "unfinished.pdf", "page": 1}},
+    )
+    store.upsert_chunks([pending])  # written as an ingest writes it, never committed
+    vectorstore = _langchain_store(store, embedder)
+    query = "magma chamber eruptions ash pumice lava"
+    unfiltered = [d.metadata["file_name"] for d in vectorstore.similarity_search(query, k=2)]
+    assert unfiltered[0] == "unfinished.pdf"  # LangChain alone sees the pending chunk
+    filtered = [
+        d.metadata["file_name"] for d in vectorstore.similarity_search(query, k=2, filter=committed_filter())
+    ]
+    assert "unfinished.pdf" not in filtered and filtered[0] == "volcano.pdf"
