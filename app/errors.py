@@ -2,7 +2,7 @@
 
 :func:`user_message` is what the command line and the Streamlit page show for an error: the
 project's own errors as they are (they name the bad value and the fix), qdrant-client's transport
-errors as a :class:`~ingest.errors.StoreConnectionError` naming the server and the fix, and
+errors as a :class:`~store.errors.StoreConnectionError` naming the server and the fix, and
 anything else as its type and message with a pointer to the details. Credentials inside URLs are
 replaced by ``***`` and control characters are escaped, so a message can be printed as it is.
 """
@@ -17,18 +17,6 @@ from config.names import display, redact_url
 
 class AppError(Exception):
     """Base class of every error raised by :mod:`app`."""
-
-
-class QueryError(AppError, ValueError):
-    """A search query is empty, blank or too long."""
-
-
-class EvaluationError(AppError):
-    """A benchmark folder or file is missing or malformed."""
-
-
-class ModeUnavailableError(QueryError):
-    """A retrieval mode needs a representation the collection was not built with."""
 
 
 #: ``scheme://user:password@`` (up to the last ``@`` before the path): the part to hide.
@@ -83,7 +71,7 @@ def _transport_error(exc: BaseException) -> str | None:
 
 
 def connection_error(exc: BaseException, url: str | None) -> Exception | None:
-    """A :class:`~ingest.errors.StoreConnectionError` for a Qdrant server that cannot be used.
+    """A :class:`~store.errors.StoreConnectionError` for a Qdrant server that cannot be used.
 
     qdrant-client raises ``ResponseHandlingException`` (connection refused, DNS, timeouts),
     ``UnexpectedResponse`` (an HTTP error status), httpx / httpcore transport errors and gRPC
@@ -97,7 +85,7 @@ def connection_error(exc: BaseException, url: str | None) -> Exception | None:
         The one-line error naming the (redacted) URL and the fix, or ``None`` when ``exc`` is
         not a server problem.
     """
-    from ingest.errors import StoreConnectionError
+    from store.errors import StoreConnectionError
 
     for cause in _chain(exc):
         reason = _transport_error(cause)
@@ -117,12 +105,29 @@ def connection_error(exc: BaseException, url: str | None) -> Exception | None:
 
 
 def user_errors() -> tuple[type[Exception], ...]:
-    """The errors whose message is shown as it is (they name the bad value and the fix)."""
+    """The errors whose message is shown as it is (they name the bad value and the fix).
+
+    Every package's one exception base. Imported here, not at the top: importing ``embedder`` or
+    ``ingest`` loads the model stack, which a command that fails early should not pay for.
+    """
     from config import ConfigError
     from embedder import EmbedderError
+    from evaluation.errors import EvaluationError
     from ingest.errors import IngestError
+    from representations.errors import RepresentationError
+    from retrieval.errors import RetrievalError
+    from store.errors import StoreError
 
-    return (AppError, IngestError, EmbedderError, ConfigError)
+    return (
+        AppError,
+        EvaluationError,
+        IngestError,
+        RetrievalError,
+        StoreError,
+        RepresentationError,
+        EmbedderError,
+        ConfigError,
+    )
 
 
 def user_message(exc: BaseException, *, url: str | None = None, details: str = "run again with -v") -> str:

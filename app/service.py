@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 from app.errors import AppError
-from app.search import SearchResult, options_from, search
 from config import InvalidNameError, validate_collection_name
-from ingest.store import CollectionRecord, DocumentManifest, VectorStore, expected_record, list_collections
+from retrieval.engine import SearchResult, options_from, search
+from store.core import CollectionRecord, DocumentManifest, VectorStore, expected_record, list_collections
 
 if TYPE_CHECKING:
     from qdrant_client import QdrantClient
@@ -221,7 +221,7 @@ class SearchService:
             ModelNotFoundError: the model cannot be loaded.
         """
         from embedder import make_embedder
-        from ingest.store import open_client
+        from store.core import open_client
 
         client = guard_client(open_client(settings), settings)
         try:
@@ -398,7 +398,7 @@ class SearchService:
         domain: str | None = None,
         mode: str | None = None,
     ) -> SearchResult:
-        """Search a collection (see :func:`app.search.search`).
+        """Search a collection (see :func:`retrieval.engine.search`).
 
         ``mode=None`` uses the ``search.mode`` setting, falling back to ``dense`` (with a note in
         the result) in a collection built without that mode's representations.

@@ -34,12 +34,11 @@ from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
-from app.errors import AppError, connection_error, redact_text, user_message
-from app.search import COSINE_MODES, MAX_QUERY_CHARS, Hit, SearchResult, available_modes
+from app.errors import connection_error, redact_text, user_errors, user_message
 from app.service import SearchService, guard_client, serialize_embedder
-from config import ConfigError, validate_collection_name
-from embedder import DOMAIN_PRESETS, EmbedderError
-from ingest.errors import IngestError
+from config import validate_collection_name
+from embedder import DOMAIN_PRESETS
+from retrieval.engine import COSINE_MODES, MAX_QUERY_CHARS, Hit, SearchResult, available_modes
 
 if TYPE_CHECKING:
     from qdrant_client import QdrantClient
@@ -48,12 +47,12 @@ if TYPE_CHECKING:
     from embedder import Embedder
     from ingest.pipeline import IngestReport, ProgressEvent
     from ingest.sources import FileResult, SourceFile
-    from ingest.store import CollectionRecord, DocumentManifest
+    from store.core import CollectionRecord, DocumentManifest
 
 logger = logging.getLogger(__name__)
 
 #: Errors whose message is shown as is (they name the bad value and the fix).
-USER_ERRORS: tuple[type[Exception], ...] = (AppError, IngestError, EmbedderError, ConfigError)
+USER_ERRORS: tuple[type[Exception], ...] = user_errors()
 NEW_COLLECTION = "+ New collection…"
 UPLOAD_TYPES = ["pdf", "txt", "md"]
 _STATUS_ICON = {
@@ -89,7 +88,7 @@ def _cached_embedder(key: str, _settings: Settings) -> Embedder:
 
 @st.cache_resource(show_spinner=False)
 def _cached_client(key: str, _settings: Settings) -> QdrantClient:
-    from ingest.store import open_client
+    from store.core import open_client
 
     return guard_client(open_client(_settings), _settings)
 

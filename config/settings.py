@@ -218,7 +218,7 @@ class AppSettings(_Section):
     password: SecretStr | None = None
 
 
-#: How a search ranks chunks: one representation, or several fused (see ``app.search``).
+#: How a search ranks chunks: one representation, or several fused (see ``retrieval.engine``).
 RetrievalMode = Literal[
     "dense",
     "sparse",

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from embedder.backends import Embedder, EncodeStats, FakeEmbedder, SentenceTransformerEmbedder, make_embedder
+from embedder.backends import Embedder, EncodeStats, FakeEmbedder, SentenceTransformerEmbedder
 from embedder.errors import EmbedderError, InputError, InstructionError, ModelNotFoundError
+from embedder.factory import make_embedder
 from embedder.instructions import (
     DOMAIN_PRESETS,
     TEMPLATE,

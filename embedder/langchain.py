@@ -25,8 +25,9 @@ from langchain_core.runnables.config import run_in_executor
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 from config.settings import EmbedderBackend, ModelSettings
-from embedder.backends import Embedder, make_embedder
+from embedder.backends import Embedder
 from embedder.errors import InputError
+from embedder.factory import make_embedder
 from embedder.instructions import InstructionSet, build_instruction, validate_instruction
 
 if TYPE_CHECKING:

@@ -6,7 +6,7 @@ and chunked, and its chunks join a queue that is embedded in batches of
 when every chunk of a file is stored, the file's manifest is committed and the chunks of its
 previous content are deleted. Reading/extraction (a reader thread) and Qdrant writes (a writer
 thread) overlap with embedding; the queues between the stages are bounded. Only a committed manifest makes a file count as stored, and
-:meth:`~ingest.store.VectorStore.repair` (run at the start of every ingest) removes chunks no
+:meth:`~store.core.VectorStore.repair` (run at the start of every ingest) removes chunks no
 manifest vouches for, so a file is stored completely or not at all even if the process dies.
 
 Statuses:
@@ -42,14 +42,14 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from ingest.chunking import Chunk, Chunker, make_chunker
 from ingest.errors import DocumentError, IngestCancelledError, IngestError
 from ingest.extract import ExtractedText, extract_text
-from ingest.representations import QuestionGenerator, RepresentationBuilder, with_sparse_avg_length
 from ingest.sources import FILE_STATUSES, FileResult, FileStatus, SourceFile, discover, upload_source
-from ingest.store import DENSE_VECTOR, DocumentManifest, chunk_point_id, expected_record
+from representations.core import QuestionGenerator, RepresentationBuilder, with_sparse_avg_length
+from store.core import DENSE_VECTOR, DocumentManifest, chunk_point_id, expected_record
 
 if TYPE_CHECKING:
     from config import Settings
     from embedder import Embedder
-    from ingest.store import CollectionRecord, VectorStore
+    from store.core import CollectionRecord, VectorStore
 
 __all__ = [
     "FileResult",

@@ -17,12 +17,10 @@ from pathlib import Path
 from typing import Literal
 
 from ingest.errors import DocumentError
+from store.core import UPLOAD_PREFIX
 
 #: File types that can be ingested (lower-case suffixes).
 SUPPORTED_SUFFIXES: tuple[str, ...] = (".pdf", ".txt", ".md")
-
-#: Prefix of the ``source`` of uploaded files.
-UPLOAD_PREFIX = "upload:"
 
 FileStatus = Literal["ingested", "unchanged", "replaced", "failed", "skipped", "cancelled"]
 #: Every status, in the order reports list their counts.

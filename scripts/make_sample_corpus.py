@@ -1,4 +1,4 @@
-"""Generate the sample corpus PDFs (app/sample_corpus/*.pdf) from the public-domain texts.
+"""Generate the sample corpus PDFs (ingest/sample_corpus/*.pdf) from the public-domain texts.
 
 The texts live in scripts/sample_texts/*.txt: a few header lines (``title:``, ``author:``,
 ``note:``), then pages separated by ``=== page`` lines; within a page, a line on its own followed

@@ -14,8 +14,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, cast, get_args
 
-from app.evaluation.record import DOCS, save_result
 from config import Runtime, Settings
+from evaluation.record import DOCS, save_result
 
 PARTS = ("latency", "throughput", "reingest", "memory", "cold", "accuracy")
 
@@ -113,9 +113,9 @@ def _run(
     skip: set[str],
     ndcg: dict[str, Path],
 ) -> dict[str, Any]:
-    from app.evaluation import throughput
-    from app.evaluation.latency import load_corpus, measure_latency
     from embedder import Embedder, make_embedder
+    from evaluation import throughput
+    from evaluation.latency import load_corpus, measure_latency
 
     query_runtime = base.model.query_runtime or base.model.runtime
     ingest_runtime = base.model.runtime
@@ -209,7 +209,7 @@ def _run(
         )
 
     if "accuracy" not in skip:
-        from app.evaluation.accuracy import measure_accuracy
+        from evaluation.accuracy import measure_accuracy
 
         corpus = load_corpus(data, args.accuracy_passages, 1000)
         _say(f"accuracy: {len(corpus.passages)} passages, {len(corpus.queries)} queries from {corpus.name}")
@@ -246,7 +246,7 @@ def _with_previous_ndcg(entry: dict[str, Any], docs: Path, key: str) -> dict[str
     """
     import json
 
-    from app.evaluation.record import RESULTS
+    from evaluation.record import RESULTS
 
     if entry.get("ndcg_at_10") is not None:
         return entry

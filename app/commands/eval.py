@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 from typing import Any, get_args
 
-from app.errors import EvaluationError
-from app.evaluation.record import DOCS, save_result
 from config import RetrievalMode, Settings
+from evaluation.errors import EvaluationError
+from evaluation.record import DOCS, save_result
 
 #: The standard suite of `make eval`, on the shared data folder.
 SHARED = Path("..") / "shared" / "data"
@@ -126,9 +126,9 @@ def run_beir_command(
     keyword_weights: tuple[float, float] | None = None,
 ) -> dict[str, Any]:
     """Load, ingest, search and score one BEIR split; returns the JSON-ready result."""
-    from app.evaluation.beir import load_beir
-    from app.evaluation.runner import InstructionChoice, run_beir
     from embedder import make_embedder
+    from evaluation.beir import load_beir
+    from evaluation.runner import InstructionChoice, run_beir
 
     dataset = load_beir(folder, split)
     choice = InstructionChoice.parse(instructions, domain=settings.instructions.domain)
@@ -207,10 +207,10 @@ def _beir_handler(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _tune_handler(args: argparse.Namespace, settings: Settings) -> int:
-    from app.evaluation.beir import load_beir
-    from app.evaluation.runner import InstructionChoice
-    from app.evaluation.tuning import TuneConfig, run_tuning, sample_queries
     from embedder import make_embedder
+    from evaluation.beir import load_beir
+    from evaluation.runner import InstructionChoice
+    from evaluation.tuning import TuneConfig, run_tuning, sample_queries
 
     dataset = sample_queries(load_beir(args.folder, args.split), args.max_queries)
     # Cached queries too: every configuration searches the same queries.
@@ -255,7 +255,7 @@ def _tune_handler(args: argparse.Namespace, settings: Settings) -> int:
 def run_sts_command(settings: Settings, file: str) -> dict[str, Any]:
     """Spearman correlation on an STS file, without and with the STS instruction."""
     from embedder import InstructionSet, make_embedder
-    from embedder.evaluation import load_sts_benchmark, sts_spearman
+    from evaluation.sts import load_sts_benchmark, sts_spearman
 
     pairs = load_sts_benchmark(file)
     embedder = make_embedder(settings.model)

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
     from config import Settings
     from ingest.pipeline import IngestReport, ProgressEvent
-    from ingest.store import VectorStore
+    from store.core import VectorStore
 
 
 def register(subparsers: Any) -> None:
@@ -91,7 +91,7 @@ def _print_json(data: Any) -> None:
 
 
 def _open_store(settings: Settings, collection: str | None = None) -> tuple[QdrantClient, VectorStore]:
-    from ingest.store import VectorStore, open_client
+    from store.core import VectorStore, open_client
 
     name = validate_collection_name(collection) if collection is not None else settings.qdrant.collection
     client = open_client(settings)
@@ -290,15 +290,15 @@ def _create_collection(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _list_collections(client: QdrantClient, *, local: bool, as_json: bool) -> None:
-    from ingest.errors import IngestError
-    from ingest.store import VectorStore, list_collections
+    from store.core import VectorStore, list_collections
+    from store.errors import StoreError
 
     rows: list[dict[str, Any]] = []
     for name in list_collections(client):
         other = VectorStore(client, name, local=local)
         try:
             record = other.read_record()
-        except IngestError as exc:  # a collection of another tool: list it without a record
+        except StoreError as exc:  # a collection of another tool: list it without a record
             rows.append({"name": name, "points": other.count(), "error": str(exc)})
             continue
         rows.append(

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any, get_args
 from config import RetrievalMode, display
 
 if TYPE_CHECKING:
-    from app.search import SearchResult
     from config import Settings
+    from retrieval.engine import SearchResult
 
 
 def register(subparsers: Any) -> None:
@@ -89,9 +89,9 @@ def format_result(result: SearchResult, *, width: int = 100) -> str:
 def run_search(args: argparse.Namespace, settings: Settings) -> int:
     """Run a search and print the hits."""
     from app.cli import print_json
-    from app.search import options_from, search, validate_query
     from embedder import make_embedder
-    from ingest.store import VectorStore, open_client
+    from retrieval.engine import options_from, search, validate_query
+    from store.core import VectorStore, open_client
 
     validate_query(args.query)  # before opening the store or loading the model
     client = open_client(settings)

@@ -3,7 +3,7 @@
 ``instructor-search serve [--port 8501] [--address 127.0.0.1] [--no-sample] [--dev]``
 
 1. If the default collection has no documents (and ``app.sample_corpus`` is on), ingest the
-   sample corpus that ships with the project (``app/sample_corpus/*.pdf``).
+   sample corpus that ships with the project (``ingest/sample_corpus/*.pdf``).
 2. Close the Qdrant client (the embedded store is single-process: the app must be the only
    process holding it), print the URL, and replace this process with
    ``streamlit run streamlit_app.py``, passing the effective settings on in the environment.
@@ -76,9 +76,9 @@ def ensure_sample_corpus(
     Raises:
         IngestError: the store cannot be opened, or the collection was built with another model.
     """
-    from app.sample_corpus import sample_files
+    from ingest.sample_corpus import sample_files
     from ingest.pipeline import ingest_files
-    from ingest.store import VectorStore, open_client
+    from store.core import VectorStore, open_client
 
     if not settings.app.sample_corpus or settings.qdrant_mode == "memory":
         return None
@@ -89,7 +89,7 @@ def ensure_sample_corpus(
             return None
         files = sample_files()
         if not files:
-            echo("the sample corpus is missing (app/sample_corpus/*.pdf); starting with an empty collection")
+            echo("the sample corpus is missing (ingest/sample_corpus/*.pdf); starting with an empty collection")
             return None
         if embedder is None:
             from embedder import make_embedder
