@@ -12,18 +12,20 @@ import json
 import logging
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from config import Settings
+from config import SearchSettings, Settings
 from evaluation.beir import BeirDataset, BeirDocument, evaluate_run
 from evaluation.errors import EvaluationError
+from ingest.pipeline import SourceFile, file_sha256, ingest_files
+from retrieval.engine import MODES, options_from, search
+from store.core import CollectionRecord, VectorStore, expected_record, open_client
 
 if TYPE_CHECKING:
     from embedder import Embedder
-    from ingest.pipeline import SourceFile
 
 logger = logging.getLogger(__name__)
 
@@ -122,14 +124,12 @@ def _build_info(location: Path, collection: str, *, fresh: bool, info: dict[str,
     return {**saved, "reused": True}
 
 
-def _json_corpus_stored(store: Any, dataset: BeirDataset) -> bool:
+def _json_corpus_stored(store: VectorStore, dataset: BeirDataset) -> bool:
     """Whether a kept collection already holds every document of the corpus, as it is now.
 
     One scroll of the manifests and a hash per document, instead of an ingest pass that checks
     every file (the same outcome: every file would be ``unchanged``).
     """
-    from ingest.pipeline import file_sha256
-
     if not store.exists():
         return False
     manifests = {m.source: m for m in store.documents()}
@@ -155,8 +155,6 @@ def _identical_documents(dataset: BeirDataset) -> dict[str, tuple[str, ...]]:
     Ingestion stores identical content once, under the first source that brought it, so a hit
     on that document stands for all of its twins (NFCorpus has a few dozen such duplicates).
     """
-    from ingest.pipeline import file_sha256
-
     groups: dict[str, list[str]] = {}
     for doc in dataset.corpus():
         groups.setdefault(file_sha256(doc.full_text.encode("utf-8")), []).append(doc.doc_id)
@@ -172,7 +170,7 @@ def render_pdfs(docs: Sequence[BeirDocument], folder: Path) -> list[Path]:
 
     Existing files are kept, so a rerun renders nothing.
     """
-    from evaluation.pdfs import render_document_pdf
+    from evaluation.pdfs import render_document_pdf  # fpdf2 and its font: only when PDFs are rendered
 
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -198,8 +196,6 @@ def _batches(iterable: Iterator[BeirDocument], size: int) -> Iterator[list[BeirD
 def _sources(
     batch: Sequence[BeirDocument], dataset: BeirDataset, corpus_format: CorpusFormat, pdf_folder: Path | None
 ) -> list[SourceFile]:
-    from ingest.pipeline import SourceFile
-
     if corpus_format == "json":
         return [
             SourceFile(
@@ -225,6 +221,132 @@ def _sources(
         for doc, path in zip(batch, paths, strict=True)
         if path is not None
     ]
+
+
+@dataclass
+class _Build:
+    """What ingesting the corpus into the collection did (nothing, when it was already stored)."""
+
+    seconds: float
+    failed: int
+    info: dict[str, Any]
+
+
+def _run_settings(
+    settings: Settings,
+    instructions: InstructionChoice,
+    corpus_format: CorpusFormat,
+    location: str,
+    collection: str,
+) -> Settings:
+    """The settings of one run: its instructions, chunking and embedded collection."""
+    run_settings = instructions.apply(settings)
+    # JSON documents are short: one chunk per document, truncated by the model, as MTEB embeds
+    # them. PDFs take the product's normal chunking, since that is what is being measured.
+    strategy = "whole" if corpus_format == "json" else settings.chunk.strategy
+    return run_settings.model_copy(
+        update={
+            "chunk": run_settings.chunk.model_copy(update={"strategy": strategy}),
+            "qdrant": run_settings.qdrant.model_copy(
+                update={"path": location, "url": None, "collection": collection}
+            ),
+        }
+    )
+
+
+def _ingest_corpus(
+    store: VectorStore,
+    dataset: BeirDataset,
+    *,
+    settings: Settings,
+    embedder: Embedder,
+    corpus_format: CorpusFormat,
+    pdf_folder: Path,
+    on_progress: Callable[[str, int, int], None] | None,
+) -> _Build:
+    """Ingest the corpus in batches through :func:`ingest.pipeline.ingest_files` (nothing when already stored)."""
+    started = time.perf_counter()
+    failed = done = embedded = 0
+    costs: dict[str, dict[str, float]] = {"seconds": {}, "items": {}}
+    skipped: list[str] = []
+    stored = corpus_format == "json" and _json_corpus_stored(store, dataset)
+    if stored:
+        logger.info("collection %s already holds this corpus; nothing to ingest", store.collection)
+    for batch in [] if stored else _batches(dataset.corpus(), INGEST_BATCH_FILES):
+        report = ingest_files(
+            _sources(batch, dataset, corpus_format, pdf_folder),
+            settings=settings,
+            embedder=embedder,
+            store=store,
+        )
+        failed += sum(1 for f in report.files if f.status == "failed")
+        embedded += report.chunks_embedded
+        for kind in ("seconds", "items"):
+            for name, value in report.representations.get(kind, {}).items():
+                costs[kind][name] = costs[kind].get(name, 0) + value
+        skipped = report.skipped or skipped
+        done += len(batch)
+        if on_progress:
+            on_progress("ingest", done, dataset.corpus_size)
+    seconds = time.perf_counter() - started
+    info = {
+        "seconds": round(seconds, 2),
+        "chunks_embedded": embedded,
+        "representation_seconds": {k: round(v, 2) for k, v in costs["seconds"].items()},
+        "representation_items": {k: int(v) for k, v in costs["items"].items()},
+        "skipped": skipped,
+    }
+    return _Build(seconds=seconds, failed=failed, info=info)
+
+
+def _searched_record(
+    store: VectorStore, expected: CollectionRecord, keyword_weights: tuple[float, float] | None
+) -> CollectionRecord:
+    """The collection's record, checked against the run's, with the keyword vectors re-weighted if asked."""
+    found = store.require_record()
+    store.check(found, expected)
+    kw = found.representations.keywords
+    if (
+        keyword_weights is not None
+        and kw is not None
+        and keyword_weights != (kw.chunk_weight, kw.keyword_weight)
+    ):
+        found = store.reweight_keywords(*keyword_weights)
+    return found
+
+
+def _search_queries(
+    store: VectorStore,
+    dataset: BeirDataset,
+    *,
+    embedder: Embedder,
+    search_settings: SearchSettings,
+    mode: str,
+    top_k: int,
+    chunk_k: int,
+    twins: Mapping[str, tuple[str, ...]],
+    on_progress: Callable[[str, int, int], None] | None,
+) -> dict[str, dict[str, float]]:
+    """Every query through :func:`retrieval.engine.search`: the top ``top_k`` documents, each scored by its best chunk."""
+    run: dict[str, dict[str, float]] = {}
+    for index, (qid, text) in enumerate(dataset.queries.items(), start=1):
+        result = search(
+            text,
+            store=store,
+            embedder=embedder,
+            top_k=chunk_k,
+            mode=mode,
+            **options_from(search_settings, min_candidates=chunk_k),
+        )
+        scores: dict[str, float] = {}
+        for hit in result.hits:
+            stored_id = _doc_id_from_file_name(hit.file_name)
+            for doc_id in twins.get(stored_id, (stored_id,)):
+                scores[doc_id] = max(scores.get(doc_id, float("-inf")), float(hit.score))
+        run[qid] = dict(sorted(scores.items(), key=lambda kv: -kv[1])[:top_k])
+        if on_progress and index % 50 == 0:
+            on_progress("search", index, len(dataset.queries))
+    return run
 
 
 def run_beir(
@@ -265,133 +387,131 @@ def run_beir(
     Returns:
         The metrics and timings.
     """
-    from ingest.pipeline import ingest_files
-    from retrieval.engine import MODES, options_from, search
-    from store.core import VectorStore, expected_record, open_client
-
-    run_settings = instructions.apply(settings)
-    # JSON documents are short: one chunk per document, truncated by the model, as MTEB embeds
-    # them. PDFs take the product's normal chunking, since that is what is being measured.
-    strategy = "whole" if corpus_format == "json" else settings.chunk.strategy
-    run_settings = run_settings.model_copy(
-        update={"chunk": run_settings.chunk.model_copy(update={"strategy": strategy})}
-    )
     collection = f"beir-{dataset.name}-{corpus_format}"
     with tempfile.TemporaryDirectory(prefix="instructor-search-eval-") as tmp:
-        location = str(store_dir) if store_dir is not None else str(Path(tmp) / "qdrant")
-        run_settings = run_settings.model_copy(
-            update={
-                "qdrant": run_settings.qdrant.model_copy(
-                    update={"path": location, "url": None, "collection": collection}
-                )
-            }
-        )
+        location = Path(store_dir) if store_dir is not None else Path(tmp) / "qdrant"
+        run_settings = _run_settings(settings, instructions, corpus_format, str(location), collection)
         client = open_client(run_settings)
         try:
             store = VectorStore(client, collection, local=True)
-            record = expected_record(run_settings, embedder)
-            started = time.perf_counter()
-            failed = 0
-            done = 0
-            embedded = 0
-            costs: dict[str, dict[str, float]] = {"seconds": {}, "items": {}}
-            skipped: list[str] = []
-            stored = corpus_format == "json" and _json_corpus_stored(store, dataset)
-            if stored:
-                logger.info("collection %s already holds this corpus; nothing to ingest", collection)
-            for batch in [] if stored else _batches(dataset.corpus(), INGEST_BATCH_FILES):
-                report = ingest_files(
-                    _sources(batch, dataset, corpus_format, pdf_folder or Path(tmp) / "pdfs"),
-                    settings=run_settings,
-                    embedder=embedder,
-                    store=store,
-                )
-                failed += sum(1 for f in report.files if f.status == "failed")
-                embedded += report.chunks_embedded
-                for kind in ("seconds", "items"):
-                    for name, value in report.representations.get(kind, {}).items():
-                        costs[kind][name] = costs[kind].get(name, 0) + value
-                skipped = report.skipped or skipped
-                done += len(batch)
-                if on_progress:
-                    on_progress("ingest", done, dataset.corpus_size)
-            ingest_seconds = time.perf_counter() - started
-            build = _build_info(
-                Path(location),
-                collection,
-                fresh=embedded > 0,
-                info={
-                    "seconds": round(ingest_seconds, 2),
-                    "chunks_embedded": embedded,
-                    "representation_seconds": {k: round(v, 2) for k, v in costs["seconds"].items()},
-                    "representation_items": {k: int(v) for k, v in costs["items"].items()},
-                    "skipped": skipped,
-                },
+            expected = expected_record(run_settings, embedder)  # before the timings (it may load the model)
+            ingested = _ingest_corpus(
+                store,
+                dataset,
+                settings=run_settings,
+                embedder=embedder,
+                corpus_format=corpus_format,
+                pdf_folder=pdf_folder or Path(tmp) / "pdfs",
+                on_progress=on_progress,
             )
-            found = store.require_record()
-            store.check(found, record)
-            kw = found.representations.keywords
-            if (
-                keyword_weights is not None
-                and kw is not None
-                and keyword_weights != (kw.chunk_weight, kw.keyword_weight)
-            ):
-                found = store.reweight_keywords(*keyword_weights)
-            chunks = store.count()
-            search_mode = mode or settings.search.mode
-            own = Path(location) / "collection" / collection  # the embedded store's folder of this collection
-            index_info = {"points": chunks, "bytes_on_disk": _folder_bytes(own) if own.is_dir() else None}
-
-            search_started = time.perf_counter()
-            run: dict[str, dict[str, float]] = {}
-            # Ask for more chunks than documents when documents were split, so that top_k
-            # distinct documents remain after taking each document's best chunk.
-            chunk_k = top_k if chunks <= dataset.corpus_size else top_k * 3
-            twins = _identical_documents(dataset) if corpus_format == "json" else {}
-            for index, (qid, text) in enumerate(dataset.queries.items(), start=1):
-                result = search(
-                    text,
-                    store=store,
-                    embedder=embedder,
-                    top_k=chunk_k,
-                    mode=search_mode,
-                    **options_from(settings.search, min_candidates=chunk_k),
-                )
-                scores: dict[str, float] = {}
-                for hit in result.hits:
-                    stored_id = _doc_id_from_file_name(hit.file_name)
-                    for doc_id in twins.get(stored_id, (stored_id,)):
-                        scores[doc_id] = max(scores.get(doc_id, float("-inf")), float(hit.score))
-                run[qid] = dict(sorted(scores.items(), key=lambda kv: -kv[1])[:top_k])
-                if on_progress and index % 50 == 0:
-                    on_progress("search", index, len(dataset.queries))
-            search_seconds = time.perf_counter() - search_started
+            searched = _search_collection(
+                store,
+                dataset,
+                location=location,
+                expected=expected,
+                ingested=ingested,
+                embedder=embedder,
+                search_settings=settings.search,
+                mode=mode or settings.search.mode,
+                top_k=top_k,
+                twins=_identical_documents(dataset) if corpus_format == "json" else {},
+                keyword_weights=keyword_weights,
+                on_progress=on_progress,
+            )
         finally:
             client.close()
+    metrics = evaluate_run(dataset.qrels, searched.run, ignore_identical_ids=ignore_identical_ids)
+    return _result(
+        dataset, instructions, corpus_format, embedder, settings.search, ingested, searched, metrics
+    )
 
-    metrics = evaluate_run(dataset.qrels, run, ignore_identical_ids=ignore_identical_ids)
-    total = ingest_seconds + search_seconds
+
+@dataclass
+class _Searched:
+    """The searched collection and every query's ranked documents."""
+
+    record: CollectionRecord
+    mode: str
+    chunks: int
+    index: dict[str, Any]
+    build: dict[str, Any]
+    seconds: float
+    run: dict[str, dict[str, float]]
+
+
+def _search_collection(
+    store: VectorStore,
+    dataset: BeirDataset,
+    *,
+    location: Path,
+    expected: CollectionRecord,
+    ingested: _Build,
+    embedder: Embedder,
+    search_settings: SearchSettings,
+    mode: str,
+    top_k: int,
+    twins: Mapping[str, tuple[str, ...]],
+    keyword_weights: tuple[float, float] | None,
+    on_progress: Callable[[str, int, int], None] | None,
+) -> _Searched:
+    """Record the build, check the collection, and search every query in it."""
+    fresh = ingested.info["chunks_embedded"] > 0
+    build = _build_info(location, store.collection, fresh=fresh, info=ingested.info)
+    found = _searched_record(store, expected, keyword_weights)
+    chunks = store.count()
+    own = location / "collection" / store.collection  # the embedded store's folder of this collection
+    index_info = {"points": chunks, "bytes_on_disk": _folder_bytes(own) if own.is_dir() else None}
+    started = time.perf_counter()
+    run = _search_queries(
+        store,
+        dataset,
+        embedder=embedder,
+        search_settings=search_settings,
+        mode=mode,
+        top_k=top_k,
+        # Ask for more chunks than documents when documents were split, so that top_k
+        # distinct documents remain after taking each document's best chunk.
+        chunk_k=top_k if chunks <= dataset.corpus_size else top_k * 3,
+        twins=twins,
+        on_progress=on_progress,
+    )
+    seconds = time.perf_counter() - started
+    return _Searched(found, mode, chunks, index_info, build, seconds, run)
+
+
+def _result(
+    dataset: BeirDataset,
+    instructions: InstructionChoice,
+    corpus_format: CorpusFormat,
+    embedder: Embedder,
+    search_settings: SearchSettings,
+    ingested: _Build,
+    searched: _Searched,
+    metrics: Mapping[str, float],
+) -> BeirResult:
+    """The run's record: what was measured, how, and what it cost."""
+    ingest_seconds = ingested.seconds
     return BeirResult(
         dataset=dataset.name,
         split=dataset.split,
         corpus_format=corpus_format,
         instructions=instructions.label,
-        query_instruction=found.instructions.get("query"),
-        document_instruction=found.instructions.get("document"),
+        query_instruction=searched.record.instructions.get("query"),
+        document_instruction=searched.record.instructions.get("document"),
         model=embedder.model_id,
         queries=len(dataset.queries),
         documents=dataset.corpus_size,
-        chunks=chunks,
-        seconds=round(total, 2),
+        chunks=searched.chunks,
+        seconds=round(ingest_seconds + searched.seconds, 2),
         ingest_seconds=round(ingest_seconds, 2),
-        search_seconds=round(search_seconds, 2),
+        search_seconds=round(searched.seconds, 2),
         docs_per_second=round(dataset.corpus_size / ingest_seconds, 2) if ingest_seconds else 0.0,
-        failed_documents=failed,
-        mode=search_mode,
-        fusion=settings.search.fusion_label() if len(MODES.get(search_mode, ())) != 1 else None,
-        representations=found.representations.model_dump(mode="json", exclude_none=True),
-        index=index_info,
-        extra={"build": build},
+        failed_documents=ingested.failed,
+        mode=searched.mode,
+        fusion=search_settings.fusion_label() if len(MODES.get(searched.mode, ())) != 1 else None,
+        representations=searched.record.representations.model_dump(mode="json", exclude_none=True),
+        index=searched.index,
+        extra={"build": searched.build},
         ndcg_at_10=round(metrics["ndcg_at_10"], 4),
         recall_at_100=round(metrics["recall_at_100"], 4),
         mrr_at_10=round(metrics["mrr_at_10"], 4),
