@@ -8,6 +8,7 @@ for real, and every query goes through :func:`retrieval.engine.search`, the func
 
 from __future__ import annotations
 
+import json
 import resource
 import statistics
 import time
@@ -17,16 +18,43 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from qdrant_client import models
 
 from config import Settings
 from evaluation.errors import EvaluationError
+from ingest.extract import extract_text
+from ingest.sample_corpus import sample_paths
+from representations.core import SPARSE_VECTOR, SparseEncoder, with_sparse_avg_length
+
+# The manifest check search() makes; private in retrieval.engine until it gets a public name (issue 12, engineer A).
+from retrieval.engine import _committed_hashes, search
+from retrieval.local_index import LocalIndex, acquire, invalidate
+from store.core import (
+    DENSE_VECTOR,
+    CollectionRecord,
+    DocumentManifest,
+    VectorStore,
+    expected_record,
+    open_client,
+)
 
 if TYPE_CHECKING:
     from embedder import Embedder
-    from retrieval.local_index import LocalIndex
 
 #: Perturbation of the repeated vectors (before renormalisation).
 NOISE = 0.02
+#: The figures of each runtime and store size (suffixed ``_10k``-style), in the order they are reported.
+FIGURES = (
+    "query_p50_ms",
+    "query_p95_ms",
+    "hybrid_p50_ms",
+    "hybrid_p95_ms",
+    "embed_ms",
+    "vector_search_ms",
+    "qdrant_local_scan_ms",
+    "index_build_s",
+    "manifest_check_ms",
+)
 
 
 @dataclass(frozen=True)
@@ -40,8 +68,6 @@ class Corpus:
 
 def load_corpus(shared: Path | None, passages: int, queries: int) -> Corpus:
     """NFCorpus passages and test queries when ``../shared`` is there, else the bundled sample corpus."""
-    import json
-
     if shared is not None and (shared / "beir" / "nfcorpus" / "corpus.jsonl").is_file():
         folder = shared / "beir" / "nfcorpus"
         texts: list[str] = []
@@ -63,9 +89,6 @@ def load_corpus(shared: Path | None, passages: int, queries: int) -> Corpus:
 
 def _sample_corpus(passages: int, queries: int) -> Corpus:
     """Chunks of the bundled public-domain sample PDFs; queries are their first sentences."""
-    from ingest.sample_corpus import sample_paths
-    from ingest.extract import extract_text
-
     texts: list[str] = []
     for path in sample_paths():
         extracted = extract_text(path.read_bytes(), file_name=path.name)
@@ -94,11 +117,6 @@ def fill_store(
     With ``sparse`` (the BM25 vectors of ``texts``), each point also gets its passage's sparse
     vector, so the hybrid mode can be timed too.
     """
-    from qdrant_client import models
-
-    from representations.core import SPARSE_VECTOR
-    from store.core import DENSE_VECTOR
-
     rng = np.random.default_rng(seed)
     written = 0
     batch = 1024
@@ -172,11 +190,6 @@ def measure_latency(
     Returns:
         ``runtime -> figures`` keyed ``query_p50_ms_10k``-style.
     """
-    from representations.core import SparseEncoder, with_sparse_avg_length
-    from retrieval.engine import search
-    from store.core import DocumentManifest, VectorStore, expected_record, open_client
-
-    first = next(iter(embedders.values()))
     settings = settings.model_copy(
         update={
             "index": settings.index.model_copy(
@@ -184,15 +197,7 @@ def measure_latency(
             )
         }
     )
-    record = expected_record(settings, first)
-    reps = with_sparse_avg_length(record.representations, corpus.passages)
-    record = record.model_copy(update={"representations": reps})
-    if reps.sparse is None:  # enabled above; a guard for the type checker
-        raise EvaluationError("the latency bench needs the sparse representation")
-    encoder = SparseEncoder.from_record(reps.sparse)
-    sparse = [encoder.document(text) for text in corpus.passages]
-    base = first.embed(corpus.passages, record.instructions.get("document"))
-    query_instruction = record.instructions.get("query")
+    filler = _Filler.embed(settings, next(iter(embedders.values())), corpus)
     results: dict[str, dict[str, Any]] = {
         runtime: {
             "runtime": runtime,
@@ -209,19 +214,7 @@ def measure_latency(
         )
         client = open_client(run_settings)
         try:
-            store = VectorStore(client, "bench", local=True)
-            store.ensure(record)
-            fill_store(store, base, corpus.passages, size, sparse=sparse)
-            for i in range(len(corpus.passages)):
-                store.commit_document(
-                    DocumentManifest(
-                        source=f"bench:{i}",
-                        file_name=f"passage-{i}.txt",
-                        file_sha256="bench",
-                        chunks=0,
-                        ingested_at="",
-                    )
-                )
+            store = filler.fill(client, size)
             label = f"{size // 1000}k" if size % 1000 == 0 else str(size)
             # as after a write: the next search rebuilds; the last build stays in use
             builds = []
@@ -229,58 +222,12 @@ def measure_latency(
                 index = _rebuilt_index(client, store.collection)
                 builds.append(index.build_seconds)
             for runtime, embedder in embedders.items():
-                for query in corpus.queries[:5]:  # warm-up
-                    search(query, store=store, embedder=embedder, top_k=10, mode="hybrid")
-                vectors = [embedder.embed([q], query_instruction)[0] for q in corpus.queries]
-                p50s, p95s, hybrid50, hybrid95, embed_ms, search_ms, scan_ms, manifest_ms = (
-                    [] for _ in range(8)
+                passes = _time_passes(
+                    store, index, embedder, corpus.queries, filler.query_instruction, repeats
                 )
-                for _ in range(repeats):
-                    timings = [
-                        _time_ms(search, query, store=store, embedder=embedder, top_k=10, mode="dense")
-                        for query in corpus.queries
-                    ]
-                    p50s.append(_percentile(timings, 50))
-                    p95s.append(_percentile(timings, 95))
-                    timings = [
-                        _time_ms(search, query, store=store, embedder=embedder, top_k=10, mode="hybrid")
-                        for query in corpus.queries
-                    ]
-                    hybrid50.append(_percentile(timings, 50))
-                    hybrid95.append(_percentile(timings, 95))
-                    embed_ms.append(
-                        statistics.median(
-                            _time_ms(embedder.embed, [query], query_instruction) for query in corpus.queries
-                        )
-                    )
-                    search_ms.append(
-                        statistics.median(_time_ms(index.search_dense, vector, "", 20) for vector in vectors)
-                    )
-                    searched, checked = [], []
-                    for vector in vectors[:10]:  # Qdrant local's own scan, for comparison
-                        started = time.perf_counter()
-                        response = client.query_points(
-                            store.collection, query=vector.tolist(), limit=20, with_payload=True
-                        )
-                        searched.append((time.perf_counter() - started) * 1000)
-                        sources = {
-                            (p.payload or {}).get("metadata", {}).get("source") for p in response.points
-                        }
-                        checked.append(
-                            _time_ms(_committed, store, {s for s in sources if isinstance(s, str)})
-                        )
-                    scan_ms.append(statistics.median(searched))
-                    manifest_ms.append(statistics.median(checked))
-                figures = results[runtime]
-                figures[f"query_p50_ms_{label}"] = round(statistics.median(p50s), 2)
-                figures[f"query_p95_ms_{label}"] = round(statistics.median(p95s), 2)
-                figures[f"hybrid_p50_ms_{label}"] = round(statistics.median(hybrid50), 2)
-                figures[f"hybrid_p95_ms_{label}"] = round(statistics.median(hybrid95), 2)
-                figures[f"embed_ms_{label}"] = round(statistics.median(embed_ms), 2)
-                figures[f"vector_search_ms_{label}"] = round(statistics.median(search_ms), 2)
-                figures[f"qdrant_local_scan_ms_{label}"] = round(statistics.median(scan_ms), 2)
-                figures[f"index_build_s_{label}"] = round(statistics.median(builds), 2)
-                figures[f"manifest_check_ms_{label}"] = round(statistics.median(manifest_ms), 2)
+                passes["index_build_s"] = builds
+                for name in FIGURES:
+                    results[runtime][f"{name}_{label}"] = round(statistics.median(passes[name]), 2)
         finally:
             client.close()
     peak = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
@@ -289,10 +236,100 @@ def measure_latency(
     return results
 
 
+@dataclass(frozen=True)
+class _Filler:
+    """The real passage vectors (dense and BM25) that fill each store, and the collection's record."""
+
+    record: CollectionRecord
+    passages: list[str]
+    base: np.ndarray
+    sparse: list[tuple[list[int], list[float]]]
+
+    @classmethod
+    def embed(cls, settings: Settings, embedder: Embedder, corpus: Corpus) -> _Filler:
+        """Embed the corpus's passages once, under the document instruction, with their BM25 vectors."""
+        record = expected_record(settings, embedder)
+        reps = with_sparse_avg_length(record.representations, corpus.passages)
+        record = record.model_copy(update={"representations": reps})
+        if reps.sparse is None:  # enabled by measure_latency; a guard for the type checker
+            raise EvaluationError("the latency bench needs the sparse representation")
+        encoder = SparseEncoder.from_record(reps.sparse)
+        sparse = [encoder.document(text) for text in corpus.passages]
+        base = embedder.embed(corpus.passages, record.instructions.get("document"))
+        return cls(record, corpus.passages, base, sparse)
+
+    @property
+    def query_instruction(self) -> str | None:
+        """The query instruction of the filled collection."""
+        return self.record.instructions.get("query")
+
+    def fill(self, client: Any, size: int) -> VectorStore:
+        """A ``bench`` collection of ``size`` points, every passage's file committed."""
+        store = VectorStore(client, "bench", local=True)
+        store.ensure(self.record)
+        fill_store(store, self.base, self.passages, size, sparse=self.sparse)
+        for i in range(len(self.passages)):
+            store.commit_document(
+                DocumentManifest(
+                    source=f"bench:{i}",
+                    file_name=f"passage-{i}.txt",
+                    file_sha256="bench",
+                    chunks=0,
+                    ingested_at="",
+                )
+            )
+        return store
+
+
+def _time_passes(
+    store: VectorStore,
+    index: LocalIndex,
+    embedder: Embedder,
+    queries: Sequence[str],
+    query_instruction: str | None,
+    repeats: int,
+) -> dict[str, list[float]]:
+    """Per figure (``query_p50_ms``, ``hybrid_p95_ms``, ``embed_ms``, ...), its value in each of ``repeats`` passes."""
+    for query in queries[:5]:  # warm-up
+        search(query, store=store, embedder=embedder, top_k=10, mode="hybrid")
+    vectors = [embedder.embed([q], query_instruction)[0] for q in queries]
+    passes: dict[str, list[float]] = {name: [] for name in FIGURES if name != "index_build_s"}
+    for _ in range(repeats):
+        for mode, prefix in (("dense", "query"), ("hybrid", "hybrid")):
+            timings = [
+                _time_ms(search, query, store=store, embedder=embedder, top_k=10, mode=mode)
+                for query in queries
+            ]
+            passes[f"{prefix}_p50_ms"].append(_percentile(timings, 50))
+            passes[f"{prefix}_p95_ms"].append(_percentile(timings, 95))
+        passes["embed_ms"].append(
+            statistics.median(_time_ms(embedder.embed, [query], query_instruction) for query in queries)
+        )
+        passes["vector_search_ms"].append(
+            statistics.median(_time_ms(index.search_dense, vector, "", 20) for vector in vectors)
+        )
+        scan, check = _time_qdrant_scan(store, vectors[:10])
+        passes["qdrant_local_scan_ms"].append(scan)
+        passes["manifest_check_ms"].append(check)
+    return passes
+
+
+def _time_qdrant_scan(store: VectorStore, vectors: Sequence[np.ndarray]) -> tuple[float, float]:
+    """Median ms of Qdrant local's own scan (for comparison) and of the manifest check of its hits."""
+    searched, checked = [], []
+    for vector in vectors:
+        started = time.perf_counter()
+        response = store.client.query_points(
+            store.collection, query=vector.tolist(), limit=20, with_payload=True
+        )
+        searched.append((time.perf_counter() - started) * 1000)
+        sources = {(p.payload or {}).get("metadata", {}).get("source") for p in response.points}
+        checked.append(_time_ms(_committed, store, {s for s in sources if isinstance(s, str)}))
+    return statistics.median(searched), statistics.median(checked)
+
+
 def _rebuilt_index(client: Any, collection: str) -> LocalIndex:
     """The collection's in-process index, rebuilt as the first search after a write rebuilds it."""
-    from retrieval.local_index import acquire, invalidate
-
     invalidate(client, collection)
     index = acquire(client, collection, quiet_seconds=0)
     if index is None:  # quiet_seconds=0 never defers the build
@@ -300,8 +337,6 @@ def _rebuilt_index(client: Any, collection: str) -> LocalIndex:
     return index
 
 
-def _committed(store: Any, sources: set[str]) -> dict[str, str]:
+def _committed(store: VectorStore, sources: set[str]) -> dict[str, str]:
     """The manifest check :func:`retrieval.engine.search` makes for a page of hits."""
-    from retrieval.engine import _committed_hashes
-
     return _committed_hashes(store, sources)
