@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast, get_args
 
@@ -113,9 +114,9 @@ def _run(
     skip: set[str],
     ndcg: dict[str, Path],
 ) -> dict[str, Any]:
-    from embedder import Embedder, make_embedder
+    # Imported here, not at the top: every CLI start loads this module to register ``bench``.
+    from embedder import make_embedder
     from evaluation import throughput
-    from evaluation.latency import load_corpus, measure_latency
 
     query_runtime = base.model.query_runtime or base.model.runtime
     ingest_runtime = base.model.runtime
@@ -128,94 +129,143 @@ def _run(
     for runtime in runtimes:  # export (and quantise) once, outside every timing
         make_embedder(base, runtime=runtime, cache=False)
     figures["matmul_peak_gflops"] = round(throughput.matmul_peak_gflops(args.repeats), 2)
-
     if "latency" not in skip:
-        corpus = load_corpus(data, args.passages, args.queries)
-        _say(
-            f"latency: {len(corpus.passages)} passages from {corpus.name}, sizes {sizes}, runtimes {runtimes}"
-        )
-        embedders: dict[str, Embedder] = {
-            r: make_embedder(base, purpose="query", runtime=r, cache=False) for r in runtimes
-        }
-        figures["latency"] = measure_latency(base, embedders, corpus, sizes, repeats=args.repeats)
-        headline = figures["latency"].get(query_runtime) or next(iter(figures["latency"].values()))
-        for key, value in headline.items():
-            if key.startswith("query_p"):
-                figures[key] = value
-
+        figures.update(_latency(args, base, data, runtimes, sizes, query_runtime))
     corpus_folder = tmp / "corpus-1x"
     source = throughput.passages(data)
     pdfs = throughput.build_corpus(corpus_folder, args.pdfs, source)
     if "throughput" not in skip:
-        figures["throughput"] = {}
-        for runtime in runtimes:
-            _say(f"throughput: {runtime}, {len(pdfs)} PDFs, {args.repeats} rounds")
-            entry = throughput.measure_throughput(base, tmp / "throughput", pdfs, runtime, args.repeats)
-            figures["throughput"][runtime] = {
-                "corpus": f"{throughput.corpus_name(data)}, {len(pdfs)} PDFs, "
-                f"{len(pdfs) * throughput.PAGES_PER_PDF} pages",
-                **entry,
-            }
-        main = figures["throughput"].get(ingest_runtime) or next(iter(figures["throughput"].values()))
-        figures["ingest_ratio"] = main["ratio"]
-        figures["ingest_ratio_cpu_time"] = main["ratio_cpu_time"]
-        figures["padding_pipeline"] = main["padding_pipeline"]
-        figures["instruction_tokens"] = main["instruction_tokens"]
-        figures["instruction_token_share"] = main["instruction_token_share"]
-        if "encode_gflops" in main:
-            figures["encode_gflops"] = main["encode_gflops"]
-            figures["efficiency_ratio"] = round(main["encode_gflops"] / figures["matmul_peak_gflops"], 3)
-
+        figures.update(_throughput(args, base, tmp, data, runtimes, pdfs, figures["matmul_peak_gflops"]))
     if "reingest" not in skip:
         _say(f"re-ingest: a {throughput.REINGEST_PAGES}-page PDF, one page edited, {args.repeats} repeats")
         figures["reingest"] = throughput.measure_reingest(
             base, tmp / "reingest", data, ingest_runtime, args.repeats
         )
         figures["reingest_ratio"] = figures["reingest"]["reingest_ratio"]
-
     if "cold" not in skip:
-        figures["cold_start"] = {}
-        for runtime in runtimes:
-            _say(f"cold start: {runtime}")
-            cli = throughput.measure_cold_start(base, base.data_dir, runtime, args.repeats)
-            figures["cold_start"][f"cli-{runtime}"] = cli
-        app_runtime = ingest_runtime
-        figures["cold_start"][f"app-{app_runtime}"] = throughput.measure_cold_start(
-            base, base.data_dir, app_runtime, args.repeats, app=True
-        )
-        figures["cli_cold_start_s"] = figures["cold_start"].get(f"cli-{query_runtime}", {}).get("process_s")
-        figures["app_cold_start_s"] = figures["cold_start"][f"app-{app_runtime}"]["process_s"]
-
+        figures.update(_cold_start(args, base, runtimes, query_runtime))
     if "memory" not in skip:
         folders = {"1x": corpus_folder, "4x": tmp / "corpus-4x", "16x": tmp / "corpus-16x"}
-        throughput.build_corpus(folders["4x"], args.pdfs * 4, source)
-        backend = base.model.backend
-        runs = [(backend, "1x"), (backend, "4x")]
-        if backend != "fake":  # the pipeline's own memory, without the model's buffers, up to 16x
-            throughput.build_corpus(folders["16x"], args.pdfs * 16, source)
-            runs += [("fake", "1x"), ("fake", "4x"), ("fake", "16x")]
-        figures["memory"] = {}
-        for run_backend, label in runs:
-            _say(f"memory: {run_backend} {label}")
-            entry = throughput.measure_memory(base, folders[label], ingest_runtime, backend=run_backend)
-            figures["memory"][f"{run_backend}-{label}"] = {
-                "backend": run_backend,
-                "runtime": ingest_runtime if run_backend != "fake" else None,
-                "pdfs": len(list(folders[label].glob("*.pdf"))),
-                **entry,
-            }
-        figures["peak_rss_mb"] = max(
-            entry["peak_rss_mb"] for entry in figures["memory"].values() if entry["backend"] == backend
-        )
-
+        figures.update(_memory(args, base, folders, source))
     if "accuracy" not in skip:
         from evaluation.accuracy import measure_accuracy
+        from evaluation.latency import load_corpus
 
         corpus = load_corpus(data, args.accuracy_passages, 1000)
         _say(f"accuracy: {len(corpus.passages)} passages, {len(corpus.queries)} queries from {corpus.name}")
         figures["accuracy"] = measure_accuracy(base, corpus, runtimes, ndcg=ndcg)
     figures["load_avg_1m_after"] = round(os.getloadavg()[0], 2)
     return figures
+
+
+def _latency(
+    args: argparse.Namespace,
+    base: Settings,
+    data: Path | None,
+    runtimes: list[Runtime],
+    sizes: list[int],
+    query_runtime: str,
+) -> dict[str, Any]:
+    """Query latency per runtime and store size, and the query runtime's p50/p95 as headline figures."""
+    from embedder import Embedder, make_embedder
+    from evaluation.latency import load_corpus, measure_latency
+
+    corpus = load_corpus(data, args.passages, args.queries)
+    _say(f"latency: {len(corpus.passages)} passages from {corpus.name}, sizes {sizes}, runtimes {runtimes}")
+    embedders: dict[str, Embedder] = {
+        r: make_embedder(base, purpose="query", runtime=r, cache=False) for r in runtimes
+    }
+    figures: dict[str, Any] = {
+        "latency": measure_latency(base, embedders, corpus, sizes, repeats=args.repeats)
+    }
+    headline = figures["latency"].get(query_runtime) or next(iter(figures["latency"].values()))
+    for key, value in headline.items():
+        if key.startswith("query_p"):
+            figures[key] = value
+    return figures
+
+
+def _throughput(
+    args: argparse.Namespace,
+    base: Settings,
+    tmp: Path,
+    data: Path | None,
+    runtimes: list[Runtime],
+    pdfs: list[Path],
+    peak_gflops: float,
+) -> dict[str, Any]:
+    """Ingest throughput per runtime, and the ingest runtime's ratios, padding and efficiency."""
+    from evaluation import throughput
+
+    runs: dict[str, Any] = {}
+    for runtime in runtimes:
+        _say(f"throughput: {runtime}, {len(pdfs)} PDFs, {args.repeats} rounds")
+        entry = throughput.measure_throughput(base, tmp / "throughput", pdfs, runtime, args.repeats)
+        runs[runtime] = {
+            "corpus": f"{throughput.corpus_name(data)}, {len(pdfs)} PDFs, "
+            f"{len(pdfs) * throughput.PAGES_PER_PDF} pages",
+            **entry,
+        }
+    main = runs.get(base.model.runtime) or next(iter(runs.values()))
+    figures: dict[str, Any] = {
+        "throughput": runs,
+        "ingest_ratio": main["ratio"],
+        "ingest_ratio_cpu_time": main["ratio_cpu_time"],
+        "padding_pipeline": main["padding_pipeline"],
+        "instruction_tokens": main["instruction_tokens"],
+        "instruction_token_share": main["instruction_token_share"],
+    }
+    if "encode_gflops" in main:
+        figures["encode_gflops"] = main["encode_gflops"]
+        figures["efficiency_ratio"] = round(main["encode_gflops"] / peak_gflops, 3)
+    return figures
+
+
+def _cold_start(
+    args: argparse.Namespace, base: Settings, runtimes: list[Runtime], query_runtime: str
+) -> dict[str, Any]:
+    """Cold start of the CLI per runtime and of the app (ingest runtime)."""
+    from evaluation import throughput
+
+    cold: dict[str, Any] = {}
+    for runtime in runtimes:
+        _say(f"cold start: {runtime}")
+        cold[f"cli-{runtime}"] = throughput.measure_cold_start(base, base.data_dir, runtime, args.repeats)
+    app_runtime = base.model.runtime
+    cold[f"app-{app_runtime}"] = throughput.measure_cold_start(
+        base, base.data_dir, app_runtime, args.repeats, app=True
+    )
+    return {
+        "cold_start": cold,
+        "cli_cold_start_s": cold.get(f"cli-{query_runtime}", {}).get("process_s"),
+        "app_cold_start_s": cold[f"app-{app_runtime}"]["process_s"],
+    }
+
+
+def _memory(
+    args: argparse.Namespace, base: Settings, folders: dict[str, Path], source: Iterator[tuple[str, str]]
+) -> dict[str, Any]:
+    """Peak memory of ingesting 1x and 4x the corpus (and, without the model, up to 16x)."""
+    from evaluation import throughput
+
+    throughput.build_corpus(folders["4x"], args.pdfs * 4, source)
+    backend = base.model.backend
+    runs = [(backend, "1x"), (backend, "4x")]
+    if backend != "fake":  # the pipeline's own memory, without the model's buffers, up to 16x
+        throughput.build_corpus(folders["16x"], args.pdfs * 16, source)
+        runs += [("fake", "1x"), ("fake", "4x"), ("fake", "16x")]
+    memory: dict[str, Any] = {}
+    for run_backend, label in runs:
+        _say(f"memory: {run_backend} {label}")
+        entry = throughput.measure_memory(base, folders[label], base.model.runtime, backend=run_backend)
+        memory[f"{run_backend}-{label}"] = {
+            "backend": run_backend,
+            "runtime": base.model.runtime if run_backend != "fake" else None,
+            "pdfs": len(list(folders[label].glob("*.pdf"))),
+            **entry,
+        }
+    peak = max(entry["peak_rss_mb"] for entry in memory.values() if entry["backend"] == backend)
+    return {"memory": memory, "peak_rss_mb": peak}
 
 
 def _record(figures: dict[str, Any], command: str, docs: Path) -> None:

@@ -25,37 +25,7 @@ def register(subparsers: Any) -> None:
         ("beir-pdf", "the same, with every document rendered to a PDF and ingested through the PDF path"),
     ):
         beir = inner.add_parser(name, help=help_text)
-        beir.add_argument("folder", metavar="DIR", help="BEIR folder (corpus.jsonl, queries.jsonl, qrels/)")
-        beir.add_argument("--split", default="test", help="qrels split (default: test)")
-        beir.add_argument(
-            "--instructions",
-            default="default",
-            help="default | none | 'QUERY INSTRUCTION::DOCUMENT INSTRUCTION' (default: default)",
-        )
-        beir.add_argument("--domain", default=None, help="domain of the default instructions")
-        beir.add_argument("--top-k", type=int, default=100, help="documents per query (default 100)")
-        beir.add_argument("--store", metavar="DIR", help="keep the embedded collection here and reuse it")
-        beir.add_argument(
-            "--mode",
-            choices=list(get_args(RetrievalMode)),
-            default=None,
-            help="retrieval mode of the searches (default: the search.mode setting)",
-        )
-        beir.add_argument(
-            "--fusion",
-            choices=["rrf", "dbsf"],
-            default=None,
-            help="fusion of the fused modes (default: setting)",
-        )
-        beir.add_argument(
-            "--keyword-weights",
-            metavar="W0,W1",
-            default=None,
-            help="re-weight the stored keyword vectors to W0*chunk + W1*keywords before searching",
-        )
-        beir.add_argument(
-            "--keep-identical-ids", action="store_true", help="do not drop hits whose id is the query id"
-        )
+        _add_beir_arguments(beir)
         _add_output_flags(beir)
         beir.set_defaults(handler=_beir_handler, corpus_format="pdf" if name == "beir-pdf" else "json")
 
@@ -93,6 +63,41 @@ def register(subparsers: Any) -> None:
     suite.set_defaults(handler=_all_handler)
 
 
+def _add_beir_arguments(beir: argparse.ArgumentParser) -> None:
+    """The options of ``eval beir`` and ``eval beir-pdf``."""
+    beir.add_argument("folder", metavar="DIR", help="BEIR folder (corpus.jsonl, queries.jsonl, qrels/)")
+    beir.add_argument("--split", default="test", help="qrels split (default: test)")
+    beir.add_argument(
+        "--instructions",
+        default="default",
+        help="default | none | 'QUERY INSTRUCTION::DOCUMENT INSTRUCTION' (default: default)",
+    )
+    beir.add_argument("--domain", default=None, help="domain of the default instructions")
+    beir.add_argument("--top-k", type=int, default=100, help="documents per query (default 100)")
+    beir.add_argument("--store", metavar="DIR", help="keep the embedded collection here and reuse it")
+    beir.add_argument(
+        "--mode",
+        choices=list(get_args(RetrievalMode)),
+        default=None,
+        help="retrieval mode of the searches (default: the search.mode setting)",
+    )
+    beir.add_argument(
+        "--fusion",
+        choices=["rrf", "dbsf"],
+        default=None,
+        help="fusion of the fused modes (default: setting)",
+    )
+    beir.add_argument(
+        "--keyword-weights",
+        metavar="W0,W1",
+        default=None,
+        help="re-weight the stored keyword vectors to W0*chunk + W1*keywords before searching",
+    )
+    beir.add_argument(
+        "--keep-identical-ids", action="store_true", help="do not drop hits whose id is the query id"
+    )
+
+
 def _add_output_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.add_argument(
@@ -126,6 +131,8 @@ def run_beir_command(
     keyword_weights: tuple[float, float] | None = None,
 ) -> dict[str, Any]:
     """Load, ingest, search and score one BEIR split; returns the JSON-ready result."""
+    # The evaluation modules (qdrant-client, pytrec_eval, the model) load here, not at the top:
+    # every CLI start imports this module to register ``eval``.
     from embedder import make_embedder
     from evaluation.beir import load_beir
     from evaluation.runner import InstructionChoice, run_beir
