@@ -16,15 +16,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from evaluation.beir_report import beir_section
+from evaluation.markdown import provenance, table
+
 DOCS = Path("docs")
 RESULTS = "results"
 PACKAGES = ("torch", "sentence-transformers", "transformers", "qdrant-client", "numpy", "pypdf")
-
-#: Published nDCG@10 references (MTEB leaderboard / INSTRUCTOR paper).
-PUBLISHED_NDCG = {
-    "scifact": {"all-MiniLM-L6-v2 (MTEB)": 0.6451, "instructor-large (paper)": 0.6443},
-    "nfcorpus": {"all-MiniLM-L6-v2 (MTEB)": 0.3159, "instructor-large (paper)": 0.3409},
-}
 
 
 def _cpu_name() -> str:
@@ -110,186 +107,6 @@ def load_results(docs: Path = DOCS) -> dict[str, list[dict[str, Any]]]:
     return results
 
 
-def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
-    def cell(value: Any) -> str:
-        if isinstance(value, float):
-            return f"{value:.4f}" if abs(value) < 10 else f"{value:.1f}"
-        return "" if value is None else str(value).replace("|", "\\|").replace("\n", " ")
-
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
-    return lines
-
-
-def _provenance(entries: Sequence[Mapping[str, Any]]) -> list[str]:
-    lines = ["", "<details><summary>Commands and environment</summary>", ""]
-    for entry in entries:
-        env = entry["environment"]
-        packages = ", ".join(f"{k} {v}" for k, v in env["packages"].items())
-        lines.append(
-            f"- `{entry['key']}`: `{entry['command']}` — {env['date']}, commit {env['commit']}, "
-            f"{env['cpu']} ({env['cores']} cores), Python {env['python']}, {packages}"
-        )
-    lines += ["", "</details>", ""]
-    return lines
-
-
-def _beir_section(entries: Sequence[Mapping[str, Any]], docs: Path) -> list[str]:
-    lines = ["## Retrieval on BEIR (test split unless stated)", ""]
-    rows = []
-    for entry in entries:
-        d = entry["data"]
-        rows.append(
-            [
-                d["dataset"],
-                d.get("split", "test"),
-                d["corpus_format"],
-                d.get("mode", "dense"),
-                d["instructions"],
-                d["ndcg_at_10"],
-                d["recall_at_100"],
-                d["mrr_at_10"],
-                d["map_at_100"],
-                d["chunks"],
-                *_ingest_cost(d),
-            ]
-        )
-    lines += _table(
-        [
-            "dataset",
-            "split",
-            "corpus",
-            "mode",
-            "instructions",
-            "nDCG@10",
-            "Recall@100",
-            "MRR@10",
-            "MAP@100",
-            "chunks",
-            "ingest s",
-            "docs/s",
-        ],
-        rows,
-    )
-    lines += ["", "Instruction wording per run:", ""]
-    for entry in entries:
-        d = entry["data"]
-        lines.append(
-            f"- `{entry['key']}`: query `{d.get('query_instruction')}`, document `{d.get('document_instruction')}`"
-        )
-    refs = "; ".join(
-        f"{name}: " + ", ".join(f"{k} {v}" for k, v in values.items())
-        for name, values in PUBLISHED_NDCG.items()
-    )
-    lines += ["", f"Published nDCG@10 references — {refs}.", ""]
-    lines += _representation_table(entries)
-    plot = _beir_plot(entries, docs)
-    if plot is not None:
-        lines += [f"![nDCG@10 per setting]({plot.relative_to(docs).as_posix()})", ""]
-    return lines + _provenance(entries)
-
-
-def _ingest_cost(d: Mapping[str, Any]) -> tuple[float, float]:
-    """Ingest seconds and docs/s of the build of the run's collection.
-
-    A run that reused a kept collection reports the build it reused, not its own seconds of checking.
-    """
-    build = d.get("extra", {}).get("build") or {}
-    if build.get("reused") and build.get("seconds"):
-        seconds = float(build["seconds"])
-        return seconds, round(d["documents"] / seconds, 2) if seconds else 0.0
-    return d["ingest_seconds"], d["docs_per_second"]
-
-
-def _representation_table(entries: Sequence[Mapping[str, Any]]) -> list[str]:
-    """Runs that record their representations: what each costs and the gap to instructor-large."""
-    rows = []
-    for entry in entries:
-        d = entry["data"]
-        if "index" not in d:
-            continue
-        build = d.get("extra", {}).get("build", {})
-        costs = ", ".join(f"{k} {v:g}" for k, v in sorted(build.get("representation_seconds", {}).items()))
-        size = (d.get("index") or {}).get("bytes_on_disk")
-        reference = PUBLISHED_NDCG.get(d["dataset"], {}).get("instructor-large (paper)")
-        rows.append(
-            [
-                d["dataset"],
-                d.get("split", "test"),
-                d["corpus_format"],
-                d.get("mode", "dense"),
-                d.get("fusion") or "",
-                "+".join(["dense", *d.get("representations", {})]),
-                d["ndcg_at_10"],
-                d["recall_at_100"],
-                f"{d['ndcg_at_10'] - reference:+.4f}" if reference is not None else "",
-                build.get("seconds", d["ingest_seconds"]),
-                costs,
-                f"{size / 2**20:.1f}" if size else "",
-            ]
-        )
-    if not rows:
-        return []
-    lines = [
-        "### Retrieval modes and representations",
-        "",
-        "Build s: wall time of the ingest that built the collection (every representation at once); "
-        "the next column splits out the seconds spent on each extra representation (extraction and "
-        "embedding). Index MiB: the collection's folder in the embedded store.",
-        "",
-    ]
-    lines += _table(
-        [
-            "dataset",
-            "split",
-            "corpus",
-            "mode",
-            "fusion",
-            "collection has",
-            "nDCG@10",
-            "Recall@100",
-            "vs instructor-large",
-            "build s",
-            "of which (s)",
-            "index MiB",
-        ],
-        rows,
-    )
-    return [*lines, ""]
-
-
-def _beir_plot(entries: Sequence[Mapping[str, Any]], docs: Path) -> Path | None:
-    test_entries = [e for e in entries if e["data"].get("split", "test") == "test"]
-    if not test_entries:
-        return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    datasets = sorted({e["data"]["dataset"] for e in test_entries})
-    fig, axes = plt.subplots(1, len(datasets), figsize=(6 * len(datasets), 4), squeeze=False)
-    for ax, name in zip(axes[0], datasets, strict=True):
-        mine = [e for e in test_entries if e["data"]["dataset"] == name]
-        labels = [
-            f"{e['data']['corpus_format']}/{e['data'].get('mode', 'dense')}/{e['data']['instructions']}"
-            for e in mine
-        ]
-        values = [e["data"]["ndcg_at_10"] for e in mine]
-        ax.barh(labels, values, color="#4C72B0")
-        for ref_name, ref in PUBLISHED_NDCG.get(name, {}).items():
-            ax.axvline(ref, linestyle="--", color="#C44E52" if "instructor" in ref_name else "#55A868")
-            ax.text(ref, len(labels) - 0.5, ref_name, rotation=90, va="top", ha="right", fontsize=7)
-        ax.set_title(f"{name}: nDCG@10")
-        ax.set_xlim(0, max([*values, *PUBLISHED_NDCG.get(name, {}).values(), 0.1]) * 1.15)
-    fig.tight_layout()
-    path = docs / "img" / "beir_ndcg.png"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
 def _generic_section(kind: str, entries: Sequence[Mapping[str, Any]]) -> list[str]:
     titles = {
         "sts": "Semantic textual similarity (STS-benchmark test, Spearman)",
@@ -307,11 +124,11 @@ def _generic_section(kind: str, entries: Sequence[Mapping[str, Any]]) -> list[st
                 keys.append(key)
     if len(entries) == 1 and len(keys) > 8:  # one wide record (a summary): one figure per row
         data = entries[0]["data"]
-        lines += _table(["figure", "value"], [[key, data.get(key)] for key in keys])
-        return lines + _provenance(entries)
+        lines += table(["figure", "value"], [[key, data.get(key)] for key in keys])
+        return lines + provenance(entries)
     rows = [[entry["key"], *[entry["data"].get(k) for k in keys]] for entry in entries]
-    lines += _table(["run", *keys], rows)
-    return lines + _provenance(entries)
+    lines += table(["run", *keys], rows)
+    return lines + provenance(entries)
 
 
 def render(docs: Path = DOCS) -> Path:
@@ -328,7 +145,7 @@ def render(docs: Path = DOCS) -> Path:
     order = ["beir", "tuning", "sts", "speed", "latency", "ingest", "accuracy"]
     for kind in sorted(results, key=lambda k: (order.index(k) if k in order else len(order), k)):
         entries = results[kind]
-        lines += _beir_section(entries, docs) if kind == "beir" else _generic_section(kind, entries)
+        lines += beir_section(entries, docs) if kind == "beir" else _generic_section(kind, entries)
         notes = docs / "notes" / f"{kind}.md"
         if notes.is_file():
             lines += [notes.read_text(encoding="utf-8").strip(), ""]
