@@ -1,1 +1,7 @@
-"""What a chunk is stored as besides its dense vector: BM25 sparse vectors, sentence multivectors and augmented (keyword / question) vectors, their records and how they are built."""
+"""What a chunk is stored as besides its dense vector, one module per representation.
+
+``base`` (the interface), ``dense``, ``sparse`` (BM25), ``sentences`` (MaxSim multivectors),
+``augmented`` (keyword- and question-augmented vectors), ``registry`` (the representations, one
+line each), ``records`` (what a collection records and its Qdrant schema), ``builder`` (a batch's
+vectors at ingest time).
+"""

@@ -1,1 +1,1 @@
-"""Search: retrieval modes, filters, the search engine and its scorers (Qdrant's query API and the exact in-process index)."""
+"""Search: ``engine`` (:func:`~retrieval.engine.search` in steps, its result and options), ``modes`` (which representations a mode ranks by, from the representations registry), ``filters`` (the user's document / domain filter), ``retriever`` (the one request / retriever interface) with ``qdrant`` (Qdrant's query API) and ``local`` (the in-process index of ``local_index``) behind it."""

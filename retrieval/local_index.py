@@ -15,14 +15,14 @@ the public ``scroll`` API) and scores exactly what Qdrant local scores:
   ``idf = ln((N - df + 0.5) / (df + 0.5) + 1)``, over the points sharing a term with the query;
 - the ``sentences`` multivector with MaxSim: the best sentence's cosine for a one-vector query.
 
-Points flagged pending (chunks of a file not committed yet, :data:`store.core.PENDING_KEY`)
+Points flagged pending (chunks of a file not committed yet, :data:`store.payload.PENDING_KEY`)
 are read too, so that the BM25 statistics match Qdrant's (its IDF counts every point), but no
-ranking ever returns one: they are masked as :func:`store.core.committed_filter` leaves them
+ranking ever returns one: they are masked as :func:`store.payload.committed_filter` leaves them
 out of Qdrant's own queries.
 
-Fusion of several rankings uses Qdrant's own client-side functions
-(:mod:`qdrant_client.hybrid.fusion`), so results match ``query_points`` with prefetches. The
-tests compare both on the same collections.
+:class:`retrieval.local.LocalRetriever` ranks with it behind the same interface as Qdrant and fuses
+several rankings with Qdrant's own client-side functions (:mod:`qdrant_client.hybrid.fusion`),
+so results match ``query_points`` with prefetches. The tests compare both on the same collections.
 
 The index belongs to one client and collection (:func:`acquire`); every write made through
 :class:`store.core.VectorStore` moves the collection's write generation on (:mod:`store.writes`),
@@ -45,10 +45,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from store.payload import PENDING_KEY
+from store.points import scroll_pages
 from store.writes import note_write, write_state
 
 if TYPE_CHECKING:
-    from qdrant_client import QdrantClient, models
+    from qdrant_client import QdrantClient
     from scipy import sparse as sp
 
 logger = logging.getLogger(__name__)
@@ -115,8 +117,6 @@ class LocalIndex:
             The index.
         """
         from qdrant_client import models as qm
-
-        from store.core import PENDING_KEY, scroll_pages
 
         started = time.perf_counter()
         params = client.get_collection(collection).config.params
@@ -415,46 +415,4 @@ def acquire(client: Any, collection: str, *, quiet_seconds: float = QUIET_SECOND
         return built
 
 
-def fuse(
-    rankings: Sequence[list[tuple[Any, float]]],
-    *,
-    fusion: str,
-    limit: int,
-    rrf_k: int | None = None,
-    weights: Sequence[float] | None = None,
-) -> list[tuple[Any, float]]:
-    """Fuse rankings with Qdrant's own RRF / DBSF functions (as ``query_points`` does locally)."""
-    from qdrant_client import models as qm
-    from qdrant_client.hybrid.fusion import distribution_based_score_fusion, reciprocal_rank_fusion
-
-    responses = [[qm.ScoredPoint(id=pid, version=0, score=score) for pid, score in r] for r in rankings]
-    if fusion == "dbsf":
-        fused = distribution_based_score_fusion(responses=responses, limit=limit)
-    else:  # rrf_k=None and weights=None are Qdrant's own defaults
-        fused = reciprocal_rank_fusion(
-            responses=responses,
-            limit=limit,
-            ranking_constant_k=rrf_k,
-            weights=list(weights) if weights else None,
-        )
-    return [(point.id, float(point.score)) for point in fused]
-
-
-def fetch(
-    client: QdrantClient, collection: str, ranked: Sequence[tuple[Any, float]]
-) -> list[models.ScoredPoint]:
-    """The ranked points with their payloads, as ``ScoredPoint`` (best first)."""
-    from qdrant_client import models as qm
-
-    if not ranked:
-        return []
-    records = client.retrieve(collection, ids=[pid for pid, _ in ranked], with_payload=True)
-    payloads = {str(record.id): record.payload for record in records}
-    return [
-        qm.ScoredPoint(id=pid, version=0, score=score, payload=payloads.get(str(pid)))
-        for pid, score in ranked
-        if str(pid) in payloads
-    ]
-
-
-__all__ = ["QUIET_SECONDS", "LocalIndex", "acquire", "fetch", "fuse", "invalidate"]
+__all__ = ["QUIET_SECONDS", "LocalIndex", "acquire", "invalidate"]

@@ -16,11 +16,14 @@ from crashes import Crash, killable
 
 from config import Settings, load_settings
 from embedder import make_embedder
-from ingest.pipeline import ProgressEvent, SourceFile, ingest_files
+from ingest.pipeline import ingest_files
+from ingest.report import ProgressEvent
+from ingest.sources import SourceFile
 from retrieval import local_index
 from retrieval.engine import search
 from retrieval.local_index import LocalIndex, acquire
-from store.core import VectorStore, open_client
+from store.client import open_client
+from store.core import VectorStore
 
 WORDS = [
     "cat",

@@ -13,21 +13,17 @@ import pytest
 from app.cli import main
 from config import Settings, load_settings
 from embedder import InstructionSet, make_embedder
-from ingest.pipeline import SourceFile, ingest_files
-from representations.core import (
-    KEYWORD_MEAN_VECTOR,
-    KEYWORD_VECTOR,
-    SENTENCE_VECTOR,
-    SPARSE_VECTOR,
-    KeywordExtractor,
-    QuestionGenerator,
-    SentenceSplitter,
-    SparseEncoder,
-)
+from ingest.pipeline import ingest_files
+from ingest.sources import SourceFile
+from representations.augmented import KEYWORD_MEAN_VECTOR, KEYWORD_VECTOR, KeywordExtractor, QuestionGenerator
 from representations.errors import RepresentationError
-from retrieval.engine import MODES, available_modes, search
+from representations.sentences import SENTENCE_VECTOR, SentenceSplitter
+from representations.sparse import SPARSE_VECTOR, SparseEncoder
+from retrieval.engine import options_from, search
 from retrieval.errors import ModeUnavailableError, QueryError
-from store.core import VectorStore, open_client
+from retrieval.modes import MODES, available_modes
+from store.client import open_client
+from store.core import VectorStore
 
 DOCS = {
     "cats.txt": "Cats sleep most of the day. A sleeping cat dreams of warm sunlight on the windowsill.",
@@ -425,16 +421,28 @@ def test_weighted_rrf_follows_the_weights(tmp_path: Path) -> None:
     assert 1 / 63 <= k60.hits[0].score <= 2 / 60 + 1e-9
 
 
-def test_fusion_settings_are_validated() -> None:
+def test_fusion_settings_are_validated(tmp_path: Path) -> None:
     from config import ConfigError
 
     assert load_settings().search.fusion_label() == "dbsf"  # the default: it won on both train splits
     settings = load_settings(search={"fusion": "rrf", "rrf_k": 60, "weights": {"sparse": 0.5}})
     assert settings.search.fusion_label() == "rrf(k=60,sparse=0.5)"
-    with pytest.raises(ConfigError, match="bm42"):
-        load_settings(search={"weights": {"bm42": 1.0}})
-    with pytest.raises(ConfigError, match=r"search\.mode"):
-        load_settings(search={"mode": "telepathy"})
+    with pytest.raises(ConfigError, match="must not be negative"):
+        load_settings(search={"weights": {"sparse": -1.0}})
+    # Mode and representation names come from the representations registry, which the settings
+    # (the lowest layer) cannot import: the search that uses them refuses unknown ones, naming the
+    # valid ones.
+    settings = load_settings(
+        data_dir=str(tmp_path / "data"),
+        model={"backend": "fake"},
+        search={"mode": "telepathy", "weights": {"bm42": 1.0}},
+    )
+    store = build(settings)
+    embedder = make_embedder(settings.model)
+    with pytest.raises(QueryError, match=r"bm42.*use representation names: dense, sparse"):
+        search("cats", store=store, embedder=embedder, **options_from(settings.search))
+    with pytest.raises(QueryError, match=r"unknown search mode 'telepathy'; use one of: dense, sparse"):
+        search("cats", store=store, embedder=embedder, mode=settings.search.mode)
 
 
 def test_cli_ingest_reports_the_skipped_question_representation(

@@ -14,10 +14,11 @@ from app.service import SearchService
 from config import Settings, load_settings
 from embedder import FakeEmbedder
 from ingest.sources import SourceFile
-from retrieval.engine import MAX_QUERY_CHARS, build_filter, search
+from retrieval.engine import MAX_QUERY_CHARS, search
 from retrieval.errors import QueryError
-from store.core import chunk_point_id
+from retrieval.filters import build_filter
 from store.errors import CollectionMismatchError, CollectionNotFoundError
+from store.payload import chunk_point_id
 
 
 @pytest.fixture
