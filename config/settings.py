@@ -218,19 +218,6 @@ class AppSettings(_Section):
     password: SecretStr | None = None
 
 
-#: How a search ranks chunks: one representation, or several fused (see ``retrieval.engine``).
-RetrievalMode = Literal[
-    "dense",
-    "sparse",
-    "hybrid",
-    "sentences",
-    "keywords",
-    "questions",
-    "hybrid+sentences",
-    "hybrid+keywords",
-    "hybrid+questions",
-    "all",
-]
 FusionMethod = Literal["rrf", "dbsf"]
 
 
@@ -336,7 +323,10 @@ class SearchSettings(_Section):
     """How searches rank chunks.
 
     Attributes:
-        mode: the default retrieval mode (``search --mode`` and the app override it).
+        mode: the default retrieval mode (``search --mode`` and the app override it). A plain
+            string: the valid modes are :data:`retrieval.modes.MODES`, derived from the registered
+            representations (:mod:`representations.registry`), which this lowest layer cannot
+            import; a search checks the mode (:func:`retrieval.modes.check_mode`).
         fusion: how fused modes combine their rankings: ``rrf`` (reciprocal rank fusion) or
             ``dbsf`` (distribution-based score fusion), both computed as Qdrant computes them.
             ``dbsf`` is the default: it beat RRF on both train splits (``eval tune``; see
@@ -344,15 +334,16 @@ class SearchSettings(_Section):
         candidates: candidates each fused representation contributes.
         rrf_k: the rank constant of reciprocal rank fusion, ``1 / (k + rank)``; ``None`` keeps
             Qdrant's default (2).
-        weights: weight of each representation's ranking in ``rrf``, by name (``dense``,
-            ``sparse``, ``sentences``, ``keywords``, ``questions``); missing names weigh 1.
+        weights: weight of each representation's ranking in ``rrf``, by representation name
+            (``dense``, ``sparse``, ``sentences``, ...: the names of
+            :mod:`representations.registry`, checked when a search runs); missing names weigh 1.
         local_index: in the embedded and in-memory store, score unfiltered searches with an
             in-process numpy/scipy copy of the vectors (exact: the same hits as Qdrant local, which
             scans every point in Python per query). Costs one read of the collection after each
             write and the vectors' size in memory. A server (``qdrant.url``) ignores it.
     """
 
-    mode: RetrievalMode = "hybrid"
+    mode: str = "hybrid"
     fusion: FusionMethod = "dbsf"
     candidates: int = Field(default=100, ge=1, le=2000)
     rrf_k: int | None = Field(default=None, ge=1, le=1000)
@@ -361,13 +352,8 @@ class SearchSettings(_Section):
 
     @field_validator("weights")
     @classmethod
-    def _known_representations(cls, value: dict[str, float]) -> dict[str, float]:
-        known = ("dense", "sparse", "sentences", "keywords", "questions")
+    def _non_negative_weights(cls, value: dict[str, float]) -> dict[str, float]:
         for name, weight in value.items():
-            if name not in known:
-                raise ValueError(
-                    f"search.weights names {name!r}; use representation names: {', '.join(known)}"
-                )
             if weight < 0:
                 raise ValueError(f"search.weights[{name!r}]={weight} must not be negative")
         return value
