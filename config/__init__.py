@@ -11,6 +11,7 @@ from config.names import (
     redact_url,
     validate_collection_name,
 )
+from config.overrides import override
 from config.settings import (
     ENV_PREFIX,
     MEMORY_LOCATION,
@@ -48,6 +49,7 @@ __all__ = [
     "display",
     "is_internal_collection",
     "load_settings",
+    "override",
     "redact_url",
     "validate_collection_name",
 ]

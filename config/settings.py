@@ -451,6 +451,24 @@ def _redact(loc: tuple[int | str, ...], value: Any) -> Any:
     return value
 
 
+def describe_errors(exc: ValidationError, prefix: tuple[str, ...] = ()) -> str:
+    """The problems of a validation error, one ``section.key: message (got value)`` each, secrets hidden.
+
+    Args:
+        exc: the error.
+        prefix: the location of the validated section inside the settings (``("qdrant",)``).
+
+    Returns:
+        The problems joined by ``; ``.
+    """
+    problems = []
+    for err in exc.errors():
+        loc = (*prefix, *err["loc"])
+        where = ".".join(str(part) for part in loc) or "settings"
+        problems.append(f"{where}: {err['msg']} (got {_redact(loc, err.get('input'))!r})")
+    return "; ".join(problems)
+
+
 def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
     """Build the settings object (call this once, at an entry point).
 
@@ -476,13 +494,8 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
     try:
         return Settings(**{key: value for key, value in overrides.items() if value is not None})
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']} "
-            f"(got {_redact(err['loc'], err.get('input'))!r})"
-            for err in exc.errors()
-        )
         raise ConfigError(
-            f"invalid settings: {problems}. Fix the value in the environment "
+            f"invalid settings: {describe_errors(exc)}. Fix the value in the environment "
             f"({ENV_PREFIX}SECTION__KEY), the config file or the command line."
         ) from exc
     except tomllib.TOMLDecodeError as exc:

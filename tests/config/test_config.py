@@ -183,3 +183,47 @@ def test_loading_is_isolated_between_calls(config_file: Path) -> None:
     # The config file of one call must not leak into the next one.
     assert load_settings(config_file).model.name == "file-model"
     assert load_settings().model.name == "default"
+
+
+# -- override ---------------------------------------------------------------------------------------
+
+
+def test_override_takes_nested_dicts_and_dotted_keys() -> None:
+    from config import override
+
+    base = load_settings(model={"runtime": "torch"})
+    changed = override(
+        base,
+        qdrant={"path": MEMORY_LOCATION, "url": None},
+        **{"chunk.strategy": "whole", "model.batch_size": 4},
+    )
+    assert (changed.qdrant_mode, changed.chunk.strategy, changed.model.batch_size) == ("memory", "whole", 4)
+    assert changed.model.runtime == "torch" and changed.chunk.size == base.chunk.size
+    assert base.qdrant.path is None and base.chunk.strategy == "recursive"  # the original is unchanged
+    assert changed.index is base.index  # untouched sections are shared, as with model_copy
+    assert changed.model.model_fields_set == {"runtime", "batch_size"}  # what was set stays known
+    assert override(base.model, runtime="onnx").runtime == "onnx"  # a section works too
+
+
+def test_override_validates_and_names_the_bad_value() -> None:
+    from config import override
+
+    base = load_settings()
+    with pytest.raises(ConfigError, match=r"unknown setting 'qdrant\.pth'.*qdrant\.path"):
+        override(base, qdrant={"pth": "x"})
+    with pytest.raises(ConfigError, match=r"chunk\.size: .*greater than or equal to 16 \(got 10\)"):
+        override(base, **{"chunk.size": 10})
+    with pytest.raises(ConfigError, match=r"chunk.overlap=30 must be smaller than chunk.size=20"):
+        override(base, **{"chunk.size": 20})
+    with pytest.raises(ConfigError, match=r"http://\*\*\*@host"):
+        override(base, qdrant={"path": "x", "url": "http://user:SECRET@host"})
+    with pytest.raises(ConfigError, match="given both as a value and as a section"):
+        override(base, **{"chunk": base.chunk, "chunk.size": 100})
+
+
+def test_override_does_not_read_the_environment_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    from config import override
+
+    base = load_settings()
+    monkeypatch.setenv(f"{ENV_PREFIX}APP__TOP_K", "9")
+    assert override(base, data_dir="elsewhere").app.top_k == base.app.top_k
