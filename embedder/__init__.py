@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from embedder.backends import Embedder, EncodeStats, FakeEmbedder, SentenceTransformerEmbedder
+from embedder.backends import FakeEmbedder, SentenceTransformerEmbedder
+from embedder.base import Embedder, EmbedderWrapper, EncodeStats, Vectors
 from embedder.errors import EmbedderError, InputError, InstructionError, ModelNotFoundError
 from embedder.factory import make_embedder
 from embedder.instructions import (
@@ -28,6 +29,7 @@ __all__ = [
     "TEMPLATE",
     "Embedder",
     "EmbedderError",
+    "EmbedderWrapper",
     "EncodeStats",
     "FakeEmbedder",
     "InputError",
@@ -35,6 +37,7 @@ __all__ = [
     "InstructionSet",
     "ModelNotFoundError",
     "SentenceTransformerEmbedder",
+    "Vectors",
     "build_instruction",
     "domain_phrase",
     "make_embedder",

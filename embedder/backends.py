@@ -1,4 +1,4 @@
-"""Embedding backends behind one interface, chosen by a ``Literal`` setting in one factory.
+"""The embedding backends (:class:`~embedder.base.Embedder`), chosen by a ``Literal`` setting in :mod:`embedder.factory`.
 
 * ``sentence-transformers``: the real model (bundled all-MiniLM-L6-v2, any sentence-transformers
   folder, or an INSTRUCTOR checkpoint), with instructions passed as prompts and their tokens left
@@ -17,12 +17,11 @@ import hashlib
 import logging
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from numpy.typing import NDArray
 
+from embedder.base import EncodeStats, Vectors, check_texts
 from embedder.errors import InputError
 from embedder.instructions import prompt_text
 from embedder.loading import embedding_dimension
@@ -35,81 +34,6 @@ logger = logging.getLogger(__name__)
 
 #: Texts whose token count each embedder remembers (chunk pieces, queries).
 COUNT_CACHE_SIZE = 65536
-
-Vectors = NDArray[np.float32]
-
-
-@dataclass
-class EncodeStats:
-    """Counters an embedder keeps across calls.
-
-    Attributes:
-        texts: texts embedded so far.
-        truncated: texts that were longer than the model's limit and got truncated.
-        cache_hits: texts answered by the embedding cache (not encoded; not in ``texts``).
-        tokens: tokens the model ran over, instruction and special tokens included.
-        padded_tokens: tokens including the padding of each forward batch; the padding
-            overhead is ``1 - tokens / padded_tokens``.
-        instruction_tokens: the instruction's share of ``tokens``.
-    """
-
-    texts: int = 0
-    truncated: int = 0
-    cache_hits: int = 0
-    tokens: int = 0
-    padded_tokens: int = 0
-    instruction_tokens: int = 0
-
-    @property
-    def padding_overhead(self) -> float:
-        """Share of the computed token positions that were padding (0.0 when nothing ran)."""
-        return 1.0 - self.tokens / self.padded_tokens if self.padded_tokens else 0.0
-
-
-@runtime_checkable
-class Embedder(Protocol):
-    """What the rest of instructor-search needs from an embedding model."""
-
-    model_id: str
-    dimension: int
-    max_seq_length: int
-    normalize: bool
-    stats: EncodeStats
-
-    def embed(
-        self,
-        texts: Sequence[str],
-        instruction: str | None,
-        *,
-        batch_size: int | None = None,
-        show_progress: bool = False,
-    ) -> Vectors:
-        """Embed texts under one instruction (``None``: no instruction); returns ``(n, dimension)``."""
-        ...
-
-    def count_tokens(self, text: str) -> int:
-        """Tokens the model sees for ``text`` alone, special tokens excluded."""
-        ...
-
-    def instruction_tokens(self, instruction: str | None) -> int:
-        """Tokens an instruction adds in front of every text (0 for ``None``)."""
-        ...
-
-    def token_budget(self, instruction: str | None) -> int:
-        """Largest text length in tokens that fits the model together with the instruction."""
-        ...
-
-
-def _check_texts(texts: Sequence[str]) -> list[str]:
-    if isinstance(texts, str):
-        raise InputError("expected a list of texts, got a single string; wrap it in a list: [text]")
-    items = list(texts)
-    for index, text in enumerate(items):
-        if not isinstance(text, str):
-            raise InputError(
-                f"text #{index} is {type(text).__name__} ({text!r:.60}); every text must be a str"
-            )
-    return items
 
 
 class SentenceTransformerEmbedder:
@@ -204,7 +128,7 @@ class SentenceTransformerEmbedder:
         Texts longer than the model's limit are truncated; how many is logged and counted in
         :attr:`stats`.
         """
-        items = _check_texts(texts)
+        items = check_texts(texts)
         if not items:
             return np.zeros((0, self.dimension), dtype=np.float32)
         budget = self.token_budget(instruction)
@@ -287,7 +211,7 @@ class FakeEmbedder:
         show_progress: bool = False,
     ) -> Vectors:
         """Hash each text's words into a vector; the instruction shifts it slightly."""
-        items = _check_texts(texts)
+        items = check_texts(texts)
         budget = self.token_budget(instruction)
         out = np.zeros((len(items), self.dimension), dtype=np.float32)
         offset = np.zeros(self.dimension, dtype=np.float32)

@@ -8,7 +8,7 @@ are evicted beyond ``max_entries``. The file survives restarts and may be shared
 (SQLite's WAL journal); inside a process one connection is guarded by a lock, so threads can
 share a cache.
 
-:class:`CachedEmbedder` wraps any :class:`~embedder.backends.Embedder`; the factory
+:class:`CachedEmbedder` wraps any :class:`~embedder.base.Embedder`; the factory
 :func:`embedder.make_embedder` applies it when the settings enable it.
 """
 
@@ -21,11 +21,10 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from embedder.backends import Embedder, EncodeStats, Vectors, _check_texts
+from embedder.base import Embedder, EmbedderWrapper, Vectors, check_texts
 from embedder.errors import EmbedderError
 
 logger = logging.getLogger(__name__)
@@ -154,12 +153,12 @@ class EmbeddingCache:
             self._db.close()
 
 
-class CachedEmbedder:
-    """An :class:`~embedder.backends.Embedder` that looks texts up in an :class:`EmbeddingCache` first.
+class CachedEmbedder(EmbedderWrapper):
+    """An :class:`~embedder.base.Embedder` that looks texts up in an :class:`EmbeddingCache` first.
 
     Only the misses reach the wrapped embedder (each distinct text once per call); hits are
     counted in ``stats.cache_hits``. Everything else (``count_tokens``, ``token_budget``, ``model``
-    ...) is the wrapped embedder's.
+    ...) is the wrapped embedder's (see :class:`~embedder.base.EmbedderWrapper`).
 
     Args:
         inner: the embedder that computes vectors.
@@ -168,30 +167,10 @@ class CachedEmbedder:
     """
 
     def __init__(self, inner: Embedder, cache: EmbeddingCache, runtime: str = "torch") -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.cache = cache
         self.runtime = runtime
-        self.model_id = inner.model_id
-        self.dimension = inner.dimension
-        self.max_seq_length = inner.max_seq_length
-        self.normalize = inner.normalize
-        self.stats: EncodeStats = inner.stats  # shared: ``cache_hits`` is counted here
         self.model_key = f"{inner.model_id}|normalize={inner.normalize}|max_seq_length={inner.max_seq_length}"
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-    def count_tokens(self, text: str) -> int:
-        """See :meth:`Embedder.count_tokens`."""
-        return self.inner.count_tokens(text)
-
-    def instruction_tokens(self, instruction: str | None) -> int:
-        """See :meth:`Embedder.instruction_tokens`."""
-        return self.inner.instruction_tokens(instruction)
-
-    def token_budget(self, instruction: str | None) -> int:
-        """See :meth:`Embedder.token_budget`."""
-        return self.inner.token_budget(instruction)
 
     def embed(
         self,
@@ -202,7 +181,7 @@ class CachedEmbedder:
         show_progress: bool = False,
     ) -> Vectors:
         """Cached vectors for the texts seen before, the wrapped embedder's for the rest."""
-        items = _check_texts(texts)
+        items = check_texts(texts)
         if not items:
             return np.zeros((0, self.dimension), dtype=np.float32)
         keys = [text_key(self.model_key, self.runtime, instruction, text) for text in items]
@@ -221,12 +200,5 @@ class CachedEmbedder:
             found.update(
                 (key, np.frombuffer(vector.tobytes(), dtype=np.float32).copy()) for key, vector in fresh
             )
-        self.inner.stats.cache_hits += len(items) - len(missing)
+        self.stats.cache_hits += len(items) - len(missing)
         return np.stack([found[key] for key in keys]).astype(np.float32, copy=False)
-
-
-def unwrap(embedder: Embedder) -> Embedder:
-    """The embedder under any :class:`CachedEmbedder` wrapping."""
-    while isinstance(embedder, CachedEmbedder):
-        embedder = embedder.inner
-    return embedder

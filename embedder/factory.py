@@ -10,14 +10,14 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from config import Settings
-from embedder.backends import Embedder, FakeEmbedder, SentenceTransformerEmbedder
+from config import Runtime, Settings
+from embedder.backends import FakeEmbedder, SentenceTransformerEmbedder
+from embedder.base import Embedder
 from embedder.cache import CachedEmbedder, EmbeddingCache
 from embedder.errors import InputError
 
 if TYPE_CHECKING:
     from config import ModelSettings
-    from embedder.runtime import Runtime
 
 logger = logging.getLogger(__name__)
 

@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, Any
 
 from langchain_core.embeddings import Embeddings
 from langchain_core.runnables.config import run_in_executor
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from config.settings import EmbedderBackend, ModelSettings
-from embedder.backends import Embedder
+from embedder.base import Embedder
 from embedder.errors import InputError
 from embedder.factory import make_embedder
 from embedder.instructions import InstructionSet, build_instruction, validate_instruction
@@ -33,7 +33,18 @@ from embedder.instructions import InstructionSet, build_instruction, validate_in
 if TYPE_CHECKING:
     from config import Settings
 
-__all__ = ["InstructorEmbeddings"]
+__all__ = ["MODEL_FIELDS", "InstructorEmbeddings"]
+
+#: The :class:`~config.ModelSettings` fields the embeddings take by name (``model_name`` is ``name``,
+#: as in LangChain's other embeddings); each is also readable as an attribute of the same name.
+MODEL_FIELDS = {
+    "model_name": "name",
+    "backend": "backend",
+    "device": "device",
+    "batch_size": "batch_size",
+    "max_seq_length": "max_seq_length",
+    "normalize": "normalize",
+}
 
 
 class _EmbedderHolder:
@@ -64,13 +75,11 @@ class InstructorEmbeddings(BaseModel, Embeddings):
         64
 
     Attributes:
-        embedder: a ready embedder to use; ``None`` loads one from the model fields on first use.
-        model_name: ``"default"`` (bundled all-MiniLM-L6-v2), a model folder or a hub name.
-        backend: ``sentence-transformers`` or ``fake``.
-        device: torch device; ``None`` picks automatically.
-        batch_size: texts per forward pass.
-        max_seq_length: token limit override; ``None`` keeps the model's.
-        normalize: L2-normalise the vectors.
+        embedder: a ready embedder to use; ``None`` loads one from :attr:`model_settings` on first use.
+        model_settings: the model to load (:class:`~config.ModelSettings`). Its fields can be
+            given by name instead (``model_name``, ``backend``, ``device``, ``batch_size``,
+            ``max_seq_length``, ``normalize``; see :data:`MODEL_FIELDS`), and are readable as
+            attributes of those names.
         domain: the template's ``{domain}`` (a preset key such as ``medicine`` or free text).
         query_instruction: custom query instruction (``None``: template; ``""``: none).
         document_instruction: custom document instruction (``None``: template; ``""``: none).
@@ -83,12 +92,7 @@ class InstructorEmbeddings(BaseModel, Embeddings):
     )
 
     embedder: Embedder | None = Field(default=None, exclude=True, repr=False)
-    model_name: str = "default"
-    backend: EmbedderBackend = "sentence-transformers"
-    device: str | None = None
-    batch_size: int = Field(default=32, ge=1, le=4096)
-    max_seq_length: int | None = Field(default=None, ge=8)
-    normalize: bool = True
+    model_settings: ModelSettings = Field(default_factory=ModelSettings)
     domain: str = ""
     query_instruction: str | None = None
     document_instruction: str | None = None
@@ -97,10 +101,56 @@ class InstructorEmbeddings(BaseModel, Embeddings):
 
     _holder: _EmbedderHolder = PrivateAttr(default_factory=_EmbedderHolder)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _gather_model_fields(cls, data: Any) -> Any:
+        """``model_name=``, ``backend=`` ... (:data:`MODEL_FIELDS`) go into :attr:`model_settings`."""
+        if not isinstance(data, dict) or not MODEL_FIELDS.keys() & data.keys():
+            return data
+        data = dict(data)
+        base = data.pop("model_settings", None)
+        fields = base.model_dump(exclude_unset=True) if isinstance(base, ModelSettings) else dict(base or {})
+        for ours, theirs in MODEL_FIELDS.items():
+            if ours in data:
+                fields[theirs] = data.pop(ours)
+        return {**data, "model_settings": fields}
+
     @field_validator("query_instruction", "document_instruction")
     @classmethod
     def _valid_instruction(cls, value: str | None) -> str | None:
         return _custom(value)
+
+    # -- the model fields (ModelSettings' own, under the names LangChain users know) ------------
+
+    @property
+    def model_name(self) -> str:
+        """``model_settings.name``: ``"default"`` (bundled all-MiniLM-L6-v2), a folder or a hub name."""
+        return self.model_settings.name
+
+    @property
+    def backend(self) -> EmbedderBackend:
+        """``model_settings.backend``: ``sentence-transformers`` or ``fake``."""
+        return self.model_settings.backend
+
+    @property
+    def device(self) -> str | None:
+        """``model_settings.device``: the torch device (``None``: picked automatically)."""
+        return self.model_settings.device
+
+    @property
+    def batch_size(self) -> int:
+        """``model_settings.batch_size``: texts per forward pass."""
+        return self.model_settings.batch_size
+
+    @property
+    def max_seq_length(self) -> int | None:
+        """``model_settings.max_seq_length``: the token limit override (``None``: the model's)."""
+        return self.model_settings.max_seq_length
+
+    @property
+    def normalize(self) -> bool:
+        """``model_settings.normalize``: whether the vectors are L2-normalised."""
+        return self.model_settings.normalize
 
     # -- construction -------------------------------------------------------------------------
 
@@ -115,15 +165,10 @@ class InstructorEmbeddings(BaseModel, Embeddings):
         Returns:
             The embeddings object (the model loads on first use when ``embedder`` is ``None``).
         """
-        model, instructions = settings.model, settings.instructions
+        instructions = settings.instructions
         return cls(
             embedder=embedder,
-            model_name=model.name,
-            backend=model.backend,
-            device=model.device,
-            batch_size=model.batch_size,
-            max_seq_length=model.max_seq_length,
-            normalize=model.normalize,
+            model_settings=settings.model,
             domain=instructions.domain,
             query_instruction=instructions.query,
             document_instruction=instructions.document,
@@ -239,16 +284,7 @@ class InstructorEmbeddings(BaseModel, Embeddings):
         holder = self._holder
         with holder.lock:
             if holder.embedder is None:
-                holder.embedder = make_embedder(
-                    ModelSettings(
-                        name=self.model_name,
-                        backend=self.backend,
-                        device=self.device,
-                        batch_size=self.batch_size,
-                        max_seq_length=self.max_seq_length,
-                        normalize=self.normalize,
-                    )
-                )
+                holder.embedder = make_embedder(self.model_settings)
             return holder.embedder
 
     def _embed(self, texts: Sequence[str], instruction: str | None) -> list[list[float]]:

@@ -33,8 +33,9 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, get_args
 
+from config import Runtime
 from embedder.errors import EmbedderError
 
 if TYPE_CHECKING:
@@ -44,8 +45,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-Runtime = Literal["torch", "onnx", "onnx-int8"]
-RUNTIMES: tuple[Runtime, ...] = ("torch", "onnx", "onnx-int8")
+RUNTIMES: tuple[Runtime, ...] = get_args(Runtime)
 #: Bump when the export procedure changes (invalidates cached exports).
 EXPORT_VERSION = "2"
 ONNX_FILE = "model.onnx"

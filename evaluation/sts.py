@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from embedder.backends import Embedder
+from embedder.base import Embedder
 from embedder.errors import InputError
 
 __all__ = ["StsPair", "load_sts_benchmark", "sts_spearman"]

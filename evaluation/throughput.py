@@ -157,7 +157,7 @@ def ingest_folder(
 
 def raw_encode(embedder: Embedder, texts: list[str], instruction: str | None, batch_size: int) -> None:
     """The model alone: ``SentenceTransformer.encode`` (the fake backend: its ``embed``)."""
-    from embedder.cache import unwrap
+    from embedder.base import unwrap
     from embedder.instructions import prompt_text
 
     inner = unwrap(embedder)
@@ -204,7 +204,7 @@ def encode_flops(embedder: Embedder, lengths: Sequence[int], batch_size: int) ->
     layer and batch of padded length ``s``: attention scores and weighted sum ``4 s^2 d``.
     ``None`` when the model's config does not name these sizes.
     """
-    from embedder.cache import unwrap
+    from embedder.base import unwrap
 
     model = getattr(unwrap(embedder), "model", None)
     config = getattr(getattr(model[0], "model", None), "config", None) if model is not None else None
@@ -258,7 +258,7 @@ def measure_throughput(
         tokens and GFLOP/s figures.
     """
     from embedder import make_embedder
-    from embedder.cache import unwrap
+    from embedder.base import unwrap
     from store.core import expected_record
 
     settings = bench_settings(base, tmp / f"warm-{runtime}", runtime=runtime)
@@ -321,7 +321,7 @@ def measure_reingest(
     encoded.
     """
     from embedder import make_embedder
-    from embedder.cache import unwrap
+    from embedder.base import unwrap
 
     source = passages(data)
     pages = [[next(source)] for _ in range(REINGEST_PAGES)]  # one abstract a page

@@ -180,3 +180,31 @@ def test_real_truncation_is_counted(
     # What lies beyond the limit does not change the vector.
     longer = long_text + " completely different tail " * 20
     np.testing.assert_allclose(real_embedder.embed([longer], DOC)[0], vectors[0], atol=1e-5)
+
+
+def test_wrapper_base_forwards_everything_and_subclasses_change_one_hook() -> None:
+    from embedder import EmbedderWrapper
+    from embedder.base import unwrap
+
+    inner = FakeEmbedder(dimension=16)
+    calls: list[str] = []
+
+    class Recording(EmbedderWrapper):
+        def _call(self, method, /, *args, **kwargs):  # type: ignore[no-untyped-def]
+            calls.append(method.__name__)
+            return method(*args, **kwargs)
+
+    wrapped = Recording(EmbedderWrapper(inner))
+    assert isinstance(wrapped, Embedder)
+    assert (wrapped.model_id, wrapped.dimension, wrapped.max_seq_length, wrapped.normalize) == (
+        inner.model_id,
+        16,
+        inner.max_seq_length,
+        True,
+    )
+    assert wrapped.stats is inner.stats and wrapped.runtime == "fake"  # other attributes read through
+    np.testing.assert_array_equal(wrapped.embed(["a b"], "Q:"), inner.embed(["a b"], "Q:"))
+    assert wrapped.count_tokens("a b c") == 3 and wrapped.token_budget(None) == inner.max_seq_length
+    assert wrapped.instruction_tokens("Q:") == 1
+    assert calls == ["embed", "count_tokens", "token_budget", "instruction_tokens"]
+    assert unwrap(wrapped) is inner

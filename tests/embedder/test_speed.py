@@ -16,8 +16,8 @@ from pdfgen import TOPICS, long_text, write_pdf
 
 from config import Settings, load_settings
 from embedder import FakeEmbedder, make_embedder
-from embedder.backends import Vectors
-from embedder.cache import CachedEmbedder, EmbeddingCache, text_key, unwrap
+from embedder.base import Vectors, unwrap
+from embedder.cache import CachedEmbedder, EmbeddingCache, text_key
 from embedder.runtime import RuntimeUnavailableError, export_folder
 from ingest import discover, ingest_files
 from store.core import VectorStore, open_client

@@ -14,7 +14,7 @@ from qdrant_client import models
 
 from config import Settings, load_settings
 from embedder import FakeEmbedder
-from embedder.backends import Vectors
+from embedder.base import Vectors
 from embedder.errors import InputError
 from ingest import ProgressEvent, SourceFile, discover, ingest_files, upload_source
 from ingest.pipeline import file_sha256
