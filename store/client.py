@@ -1,0 +1,116 @@
+"""Opening Qdrant: one client per process, an embedded store repaired on open, server errors named.
+
+Names: ``NAME__documents`` is internal (a manifest collection); :func:`list_collections` leaves
+it out, and a :class:`~store.core.VectorStore` is never opened on it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from config.names import is_internal_collection
+from store.errors import StoreConnectionError, StoreLockedError
+from store.manifest import Manifests, repair
+from store.points import ChunkPoints
+
+if TYPE_CHECKING:
+    from qdrant_client import QdrantClient
+
+    from config import Settings
+
+logger = logging.getLogger(__name__)
+
+
+def open_client(settings: Settings) -> QdrantClient:
+    """Open the Qdrant client the settings point at (embedded folder, ``:memory:`` or server).
+
+    Args:
+        settings: the settings.
+
+    Returns:
+        The client. Open one per process and share it: the embedded store is single-process.
+        An embedded store left half written by a killed run is repaired before it is returned
+        (see :func:`repair_interrupted`).
+
+    Raises:
+        StoreLockedError: the embedded folder is already open in another process.
+        StoreConnectionError: the server URL is unusable.
+    """
+    from qdrant_client import QdrantClient  # lazy: qdrant_client takes about a second to import
+
+    mode = settings.qdrant_mode
+    if mode == "server":
+        try:
+            return QdrantClient(
+                url=settings.qdrant.url, api_key=settings.qdrant.api_key, timeout=settings.qdrant.timeout
+            )
+        except ValueError as exc:
+            raise StoreConnectionError(f"Qdrant URL {settings.qdrant.url!r} is not usable: {exc}") from exc
+    if mode == "memory":
+        return QdrantClient(location=":memory:")
+    path = Path(settings.qdrant_location)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreConnectionError(
+            f"cannot create the embedded Qdrant folder {str(path)!r}: {exc.strerror}; "
+            "set INSTRUCTOR_SEARCH_QDRANT__PATH (or --qdrant-path) to a writable folder"
+        ) from exc
+    try:
+        client = QdrantClient(path=str(path))
+    except RuntimeError as exc:
+        if "already accessed" in str(exc):
+            raise StoreLockedError(
+                f"the embedded Qdrant store {str(path)!r} is already open in another process "
+                "(a running app or ingest?). Embedded storage is single-process: stop that process, "
+                "use another --qdrant-path, or run a Qdrant server and pass --qdrant-url."
+            ) from exc
+        raise
+    try:
+        repair_interrupted(client, settings)  # the folder lock is ours: a write mark left is a dead run's
+    except BaseException:
+        client.close()  # release the folder lock
+        raise
+    return client
+
+
+def wrap_server_errors(exc: Exception, action: str) -> StoreConnectionError:
+    """A :class:`StoreConnectionError` for a failure of the Qdrant client while doing ``action``."""
+    return StoreConnectionError(f"Qdrant failed while {action}: {type(exc).__name__}: {exc}")
+
+
+def list_collections(client: QdrantClient) -> list[str]:
+    """Names of the user collections (internal manifest collections left out)."""
+    names: Iterable[str] = (c.name for c in client.get_collections().collections)
+    return sorted(name for name in names if not is_internal_collection(name))
+
+
+def repair_interrupted(client: QdrantClient, settings: Settings) -> dict[str, int]:
+    """Repair every collection of an embedded store that a killed run left half written.
+
+    :func:`open_client` calls it: the embedded store's folder lock guarantees that
+    no other process is writing, so a write mark (see :meth:`store.core.VectorStore.begin_write`)
+    left in place can only be a dead run's, and its leftovers are removed now rather than at
+    the next write. A server may have a concurrent ingest by another process, so nothing is
+    done there (the next write repairs, see :meth:`store.core.VectorStore.repair`).
+
+    Args:
+        client: the client just opened.
+        settings: the settings it was opened with.
+
+    Returns:
+        ``collection -> chunks removed`` of the collections that were repaired.
+    """
+    if settings.qdrant_mode == "server":
+        return {}
+    repaired: dict[str, int] = {}
+    for name in list_collections(client):
+        manifests = Manifests(client, name)
+        if manifests.write_interrupted():
+            repaired[name] = repair(ChunkPoints(client, name, local=True), manifests)
+    if repaired:
+        logger.warning("repaired collections left half written by an interrupted run: %s", repaired)
+    return repaired
