@@ -5,12 +5,17 @@ The service API (used by the CLI and the Streamlit app):
 * :func:`discover` / :func:`upload_source` build :class:`SourceFile` objects;
 * :func:`ingest_files` ingests them into a :class:`store.core.VectorStore` and returns an
   :class:`IngestReport` of :class:`FileResult`.
+
+The modules: ``sources`` (what to ingest), ``extract`` and ``chunking`` (text and chunks),
+``pipeline`` (the run), ``reading``, ``batching`` and ``writing`` (its reader, embedding queue
+and writer), ``report`` (progress events, results and the report).
 """
 
 from __future__ import annotations
 
 from ingest.errors import DocumentError, IngestError
-from ingest.pipeline import IngestReport, ProgressEvent, ProgressStage, ingest_files
+from ingest.pipeline import ingest_files
+from ingest.report import IngestReport, ProgressEvent, ProgressStage
 from ingest.sources import (
     SUPPORTED_SUFFIXES,
     FileResult,

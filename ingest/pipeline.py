@@ -2,23 +2,14 @@
 
 The work is streamed so that memory does not grow with the corpus: a file is read, extracted
 and chunked, and its chunks join a queue that is embedded in batches of
-``settings.model.batch_size`` (a batch may span files). Each embedded batch is upserted at once;
-when every chunk of a file is stored, the file's manifest is committed and the chunks of its
-previous content are deleted. Reading/extraction (a reader thread) and Qdrant writes (a writer
-thread) overlap with embedding; the queues between the stages are bounded. Only a committed manifest makes a file count as stored, and
-:meth:`~store.core.VectorStore.repair` (run at the start of every ingest) removes chunks no
-manifest vouches for, so a file is stored completely or not at all even if the process dies.
-
-Statuses:
-
-* ``unchanged``: the manifest has the file's sha256, the same chunking, and all its chunks are
-  present; nothing is written.
-* ``replaced``: the source was stored with other content (or other chunking); it is replaced.
-* ``ingested``: new source (or a stored source whose chunks had gone missing).
-* ``failed``: the file could not be read, has no text, or passes a limit of the ``ingest``
-  settings (``max_chars_per_file``, ``max_chunks_per_file``); the reason is in ``error``.
-* ``cancelled``: the run's ``cancel`` event was set before the file was stored; nothing of it
-  is kept (a version stored before the run still is).
+``settings.model.batch_size`` (a batch may span files; :mod:`ingest.batching`). Each embedded
+batch is upserted at once; when every chunk of a file is stored, the file's manifest is
+committed and the chunks of its previous content are deleted. Reading/extraction (a reader
+thread, :mod:`ingest.reading`) and Qdrant writes (a writer thread, :mod:`ingest.writing`)
+overlap with embedding; the queues between the stages are bounded. Only a committed manifest
+makes a file count as stored, and :meth:`~store.core.VectorStore.repair` (run at the start of
+every ingest) removes chunks no manifest vouches for, so a file is stored completely or not at
+all even if the process dies. The statuses of a file are listed in :mod:`ingest.report`.
 
 A run that is cancelled, or that an exception leaves (a model error, or a ``BaseException``
 such as Streamlit's ``StopException`` raised from ``on_progress``), removes the chunks of the
@@ -27,422 +18,115 @@ files it had not committed and clears the write mark before it returns or re-rai
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import queue
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING
 
-from ingest.chunking import Chunk, Chunker, make_chunker
+from ingest.batching import BatchQueue
+from ingest.chunking import make_chunker
 from ingest.errors import DocumentError, IngestCancelledError, IngestError
-from ingest.extract import ExtractedText, extract_text
-from ingest.sources import FILE_STATUSES, FileResult, FileStatus, SourceFile, discover, upload_source
-from representations.core import QuestionGenerator, RepresentationBuilder, with_sparse_avg_length
-from store.core import DENSE_VECTOR, DocumentManifest, chunk_point_id, expected_record
+from ingest.reading import Prepared, Preparer, Reader
+from ingest.report import FileResults, IngestReport, ProgressEvent
+from ingest.sources import FileStatus, SourceFile
+from ingest.writing import OpenFile, Queued, Writer, chunk_points, document_manifest, write_job
+from representations.augmented import QuestionGenerator
+from representations.builder import RepresentationBuilder
+from representations.records import with_sparse_avg_length
+from store.record import expected_record
 
 if TYPE_CHECKING:
     from config import Settings
     from embedder import Embedder
-    from store.core import CollectionRecord, VectorStore
+    from store.core import VectorStore
+    from store.manifest import DocumentManifest
+    from store.record import CollectionRecord
 
-__all__ = [
-    "FileResult",
-    "FileStatus",
-    "IngestReport",
-    "ProgressEvent",
-    "ProgressStage",
-    "SourceFile",
-    "discover",
-    "file_sha256",
-    "ingest_files",
-    "upload_source",
-]
+__all__ = ["ingest_files"]
 
 logger = logging.getLogger(__name__)
 
-ProgressStage = Literal["reading", "embedding", "stored", "skipped", "failed"]
 
-
-@dataclass(frozen=True)
-class ProgressEvent:
-    """Progress of an ingest run, for a progress bar.
-
-    Attributes:
-        file_index: 0-based index of the file the event is about.
-        file_count: files in the run.
-        file_name: the file's display name.
-        stage: ``reading`` (the file is being read and chunked), ``embedding`` (some of its
-            chunks were embedded and stored), ``stored`` (complete), ``skipped`` (unchanged) or
-            ``failed``.
-        chunks_done: the file's chunks embedded so far.
-        chunks_total: the file's chunks (0 until it is chunked).
-    """
-
-    file_index: int
-    file_count: int
-    file_name: str
-    stage: ProgressStage
-    chunks_done: int = 0
-    chunks_total: int = 0
-
-
-@dataclass
-class IngestReport:
-    """The outcome of an ingest run.
-
-    Attributes:
-        files: one result per file, in input order.
-        points: chunk points in the collection after the run.
-        collection: the collection name.
-        chunks_embedded: chunks embedded in this run.
-        seconds: wall time of the run.
-        truncated: chunks the model had to truncate (0 unless chunking could not fit them).
-        repaired: leftover chunks of an interrupted earlier run that were removed.
-        cache_hits: chunks whose vectors came from the embedding cache (not encoded again).
-        representations: seconds spent on, and items made for, each extra representation
-            (sparse non-zeros, sentences, key phrases, questions).
-        skipped: representations the settings ask for that were not built, with the reason.
-        rolled_back: chunk points of cancelled files that were removed again.
-    """
-
-    files: list[FileResult]
-    points: int
-    collection: str
-    chunks_embedded: int = 0
-    seconds: float = 0.0
-    truncated: int = 0
-    repaired: int = 0
-    cache_hits: int = 0
-    representations: dict[str, Any] = field(default_factory=dict)
-    skipped: list[str] = field(default_factory=list)
-    rolled_back: int = 0
-
-    @property
-    def failed(self) -> bool:
-        """Whether any file failed."""
-        return any(result.status == "failed" for result in self.files)
-
-    @property
-    def cancelled(self) -> bool:
-        """Whether the run was cancelled before every file was stored."""
-        return any(result.status == "cancelled" for result in self.files)
-
-    def counts(self) -> dict[str, int]:
-        """Files per status (every status of :data:`~ingest.sources.FILE_STATUSES`, zeros included)."""
-        out: dict[str, int] = dict.fromkeys(FILE_STATUSES, 0)
-        for result in self.files:
-            out[result.status] += 1
-        return out
-
-    def to_json(self) -> dict[str, object]:
-        """``{"files": [{"path", "status", "chunks", "error", ...}], "points": N, ...}``."""
-        return {
-            "files": [result.to_json() for result in self.files],
-            "points": self.points,
-            "collection": self.collection,
-            "chunks_embedded": self.chunks_embedded,
-            "seconds": round(self.seconds, 3),
-            "truncated": self.truncated,
-            "repaired": self.repaired,
-            "cache_hits": self.cache_hits,
-            "representations": self.representations,
-            "skipped": list(self.skipped),
-            "counts": self.counts(),
-            "cancelled": self.cancelled,
-            "rolled_back": self.rolled_back,
-        }
-
-
-def file_sha256(data: bytes) -> str:
-    """Hex sha256 of a file's bytes (the content id of its chunks)."""
-    return hashlib.sha256(data).hexdigest()
-
-
-#: Files read and extracted ahead of the embedder (bounded, so memory stays flat).
-PREFETCH_FILES = 2
-#: Most padding a length-sorted batch may have (share of its token positions) before it is cut.
-MAX_PADDING = 0.08
-#: Batches this small are never cut for padding (tiny batches waste more than padding does).
-MIN_BATCH = 4
-#: Embedded batches that may wait for the store writer.
-WRITES_IN_FLIGHT = 2
-
-T = TypeVar("T")
-
-
-@dataclass
-class _Prepared:
-    """A file read (and, unless it is unchanged or a duplicate, extracted) by the reader thread."""
-
-    index: int
-    sha256: str = ""
-    error: str | None = None
-    previous: DocumentManifest | None = None
-    unchanged: bool = False  # same content and chunking as its manifest (chunks checked later)
-    duplicate_of: str | None = None
-    extracted: ExtractedText | None = None
-    cancelled: bool = False  # the run was cancelled before or while this file was read
-
-
-@dataclass
-class _OpenFile:
-    """A file whose chunks are being embedded and stored."""
-
-    index: int
-    source: SourceFile
-    sha256: str
-    status: FileStatus
-    chunk_count: int
-    pages: int | None
-    ingested_at: str
-    previous: DocumentManifest | None = None
-    done: int = 0
-
-
-@dataclass
-class _Queued:
-    file: _OpenFile
-    chunk: Chunk
-
-
-class _Reader:
-    """Reads, hashes and extracts files ahead of the embedder, in a background thread.
-
-    It never touches the Qdrant client: it decides from a snapshot of the manifests taken at
-    the start of the run. Items come out in file order; an unexpected exception is re-raised in
-    the consuming thread.
-    """
-
-    def __init__(self, count: int, prepare: Callable[[int], _Prepared], depth: int = PREFETCH_FILES) -> None:
-        self._count = count
-        self._prepare = prepare
-        self._queue: queue.Queue[_Prepared | BaseException | None] = queue.Queue(maxsize=depth)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._work, name="ingest-reader", daemon=True)
-        self._thread.start()
-
-    def _put(self, item: _Prepared | BaseException | None) -> None:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                continue
-
-    def _work(self) -> None:
-        try:
-            for index in range(self._count):
-                if self._stop.is_set():
-                    return
-                self._put(self._prepare(index))
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which re-raises it
-            self._put(exc)
-        finally:
-            self._put(None)
-
-    def __iter__(self) -> Iterator[_Prepared]:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
-
-
-class _Writer:
-    """The one thread that talks to Qdrant while a run embeds (upserts overlap with encoding).
-
-    Jobs run in submission order, so a file's manifest is always committed after its chunks.
-    """
-
-    def __init__(self, in_flight: int = WRITES_IN_FLIGHT) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-writer")
-        self._pending: deque[Future[list[_OpenFile]]] = deque()
-        self._in_flight = in_flight
-
-    def submit(self, job: Callable[[], list[_OpenFile]]) -> list[_OpenFile]:
-        """Queue a write job; returns the files completed by jobs that have finished meanwhile."""
-        self._pending.append(self._pool.submit(job))
-        return self._harvest(wait_for=self._in_flight)
-
-    def call(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run a store call on the writer thread (after the queued writes) and wait for it."""
-        return self._pool.submit(fn, *args).result()
-
-    def finish(self) -> list[_OpenFile]:
-        """Wait for every queued write; returns the files they completed."""
-        return self._harvest(wait_for=0)
-
-    def _harvest(self, *, wait_for: int) -> list[_OpenFile]:
-        completed: list[_OpenFile] = []
-        while self._pending and (len(self._pending) > wait_for or self._pending[0].done()):
-            completed += self._pending.popleft().result()  # re-raises a failed write here
-        return completed
-
-    def abandon(self) -> None:
-        """Wait for the write running now, drop the queued ones and forget every outcome."""
-        self._pool.shutdown(wait=True, cancel_futures=True)
-        self._pending.clear()
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
-
-
-@dataclass
 class _Run:
-    """State of one :func:`ingest_files` call."""
+    """State of one :func:`ingest_files` call, driven from the calling thread.
 
-    files: Sequence[SourceFile]
-    settings: Settings
-    embedder: Embedder
-    store: VectorStore
-    record: CollectionRecord
-    chunker: Chunker
-    password: str | None
-    on_progress: Callable[[ProgressEvent], None] | None
-    manifests: dict[str, DocumentManifest]  # by source, at the start of the run
-    writer: _Writer
-    results: list[FileResult | None] = field(default_factory=list)
-    queue: deque[_Queued] = field(default_factory=deque)
-    stored_sha: dict[str, str] = field(default_factory=dict)  # sha256 -> committed source (snapshot)
-    in_run: dict[str, str] = field(default_factory=dict)  # sha256 -> source, this run (reader thread)
-    chunks_embedded: int = 0
-    builder: RepresentationBuilder | None = None
-    question_generator: QuestionGenerator | None = None
-    cancel: threading.Event | None = None
+    The reader thread prepares files (:class:`~ingest.reading.Preparer`, no Qdrant access), the
+    calling thread chunks and embeds them, and the writer thread (the only one using the Qdrant
+    client during the run) writes what each batch completes.
+    """
+
+    def __init__(
+        self,
+        files: Sequence[SourceFile],
+        *,
+        settings: Settings,
+        embedder: Embedder,
+        store: VectorStore,
+        record: CollectionRecord,
+        manifests: Mapping[str, DocumentManifest],
+        password: str | None,
+        on_progress: Callable[[ProgressEvent], None] | None,
+        question_generator: QuestionGenerator | None,
+        cancel: threading.Event | None,
+    ) -> None:
+        self.files = files
+        self.settings = settings
+        self.embedder = embedder
+        self.store = store
+        self.record = record
+        self.stats_before = (embedder.stats.truncated, embedder.stats.cache_hits)
+        self.chunker = make_chunker(settings.chunk, embedder, record.instruction_set.document)
+        self.results = FileResults(files, on_progress, manifests)
+        self.preparer = Preparer(
+            files,
+            manifests,
+            self.chunker,
+            password=password,
+            max_chars=settings.ingest.max_chars_per_file,
+            cancel=cancel,
+        )
+        self.writer = Writer()
+        self.queue: BatchQueue[Queued] = BatchQueue(
+            settings.model.batch_size,
+            settings.model.sort_window,
+            lambda item: embedder.count_tokens(item.chunk.text),
+        )
+        self.question_generator = question_generator
+        self.cancel = cancel
+        self.chunks_embedded = 0
+        self.builder: RepresentationBuilder | None = None
 
     def check_cancel(self) -> None:
         """Raise :class:`IngestCancelledError` when the run's cancel event is set."""
         if self.cancel is not None and self.cancel.is_set():
             raise IngestCancelledError("ingest cancelled")
 
-    # -- progress ---------------------------------------------------------------------------------
+    # -- files, one at a time ------------------------------------------------------------------
 
-    def emit(self, index: int, stage: ProgressStage, *, done: int = 0, total: int = 0) -> None:
-        if self.on_progress is not None:
-            self.on_progress(
-                ProgressEvent(
-                    file_index=index,
-                    file_count=len(self.files),
-                    file_name=self.files[index].file_name,
-                    stage=stage,
-                    chunks_done=done,
-                    chunks_total=total,
-                )
-            )
-
-    def result(self, index: int, status: FileStatus, **fields: Any) -> FileResult:
-        source = self.files[index]
-        result = FileResult(
-            path=source.display_path,
-            status=status,
-            file_name=source.file_name,
-            source=source.source,
-            **fields,
-        )
-        self.results[index] = result
-        return result
-
-    def fail(self, index: int, error: str, *, pages: int | None = None) -> None:
-        logger.info("failed: %s: %s", self.files[index].display_path, error)
-        self.result(index, "failed", error=error, pages=pages)
-        self.emit(index, "failed")
-
-    def mark_cancelled(self) -> None:
-        """Every file without a result yet is ``cancelled`` (its chunks were rolled back)."""
-        pending = [index for index, result in enumerate(self.results) if result is None]
-        for index in pending:
-            kept = self.manifests.get(self.files[index].source) is not None
-            note = "the ingest was cancelled before this file was stored; " + (
-                "its previously stored version is kept" if kept else "nothing of it was kept"
-            )
-            self.result(index, "cancelled", note=note)
-        if pending:
-            logger.info("ingest cancelled: %d file(s) not stored", len(pending))
-
-    # -- reader thread: no Qdrant access --------------------------------------------------------------
-
-    def prepare(self, index: int, *, force: bool = False) -> _Prepared:
-        """Read, hash, classify and (when needed) extract one file."""
-        source = self.files[index]
-        if self.cancel is not None and self.cancel.is_set():
-            return _Prepared(index, cancelled=True)
-        try:
-            data = source.read_bytes()
-        except DocumentError as exc:
-            return _Prepared(index, error=str(exc))
-        sha = file_sha256(data)
-        previous = self.manifests.get(source.source)
-        if (
-            not force
-            and previous is not None
-            and previous.file_sha256 == sha
-            and not self._chunking_changed(previous)
-        ):
-            self.in_run.setdefault(sha, source.source)
-            return _Prepared(index, sha256=sha, previous=previous, unchanged=True)
-        duplicate_of = self.in_run.get(sha) or self.stored_sha.get(sha)
-        if duplicate_of is not None and duplicate_of != source.source:
-            return _Prepared(index, sha256=sha, previous=previous, duplicate_of=duplicate_of)
-        try:
-            extracted = extract_text(
-                data,
-                file_name=source.file_name,
-                password=self.password,
-                max_chars=self.settings.ingest.max_chars_per_file,
-                cancel=self.cancel,
-            )
-        except IngestCancelledError:
-            return _Prepared(index, sha256=sha, cancelled=True)
-        except DocumentError as exc:
-            return _Prepared(index, sha256=sha, error=str(exc))
-        self.in_run[sha] = source.source
-        return _Prepared(index, sha256=sha, previous=previous, extracted=extracted)
-
-    def _chunking_changed(self, manifest: DocumentManifest) -> bool:
-        chunker = self.chunker
-        pairs: list[tuple[object, object]] = [
-            (manifest.chunk_size, chunker.size),
-            (manifest.chunk_overlap, chunker.overlap),
-            (manifest.chunk_strategy, chunker.strategy),
-        ]
-        return any(recorded is not None and recorded != wanted for recorded, wanted in pairs)
-
-    # -- main thread ------------------------------------------------------------------------------------
-
-    def add_file(self, prepared: _Prepared) -> None:
+    def add_file(self, prepared: Prepared) -> None:
         """Turn a prepared file into a result or into queued chunks."""
         index = prepared.index
         source = self.files[index]
         if prepared.cancelled:
             raise IngestCancelledError(f"ingest cancelled before {source.display_path} was read")
-        self.emit(index, "reading")
+        self.results.emit(index, "reading")
         if prepared.error is not None:
             self.fail(index, prepared.error)
             return
         previous = prepared.previous
         if prepared.unchanged and previous is not None:
             if self.writer.call(self.store.has_chunks, previous):
-                self.result(index, "unchanged", chunks=previous.chunks, pages=previous.pages)
-                self.emit(index, "skipped", done=previous.chunks, total=previous.chunks)
+                self.results.result(index, "unchanged", chunks=previous.chunks, pages=previous.pages)
+                self.results.emit(index, "skipped", done=previous.chunks, total=previous.chunks)
                 return
             logger.warning(
                 "%s: some of its %d chunks are missing from the collection; storing it again",
                 source.display_path,
                 previous.chunks,
             )
-            prepared = self.prepare(index, force=True)
+            prepared = self.preparer.prepare(index, force=True)
             if prepared.cancelled:
                 raise IngestCancelledError(f"ingest cancelled while reading {source.display_path}")
             if prepared.error is not None:
@@ -451,7 +135,12 @@ class _Run:
         if prepared.duplicate_of is not None:
             self._skip_duplicate(index, previous, prepared.duplicate_of)
             return
-        extracted = prepared.extracted
+        self._chunk(prepared, previous)
+
+    def _chunk(self, prepared: Prepared, previous: DocumentManifest | None) -> None:
+        """Chunk an extracted file and queue its chunks (or record why it failed)."""
+        index, extracted = prepared.index, prepared.extracted
+        source = self.files[index]
         if extracted is None:  # pragma: no cover - prepare() always extracts otherwise
             raise IngestError(f"internal error: {source.display_path} was not extracted")
         try:
@@ -469,10 +158,10 @@ class _Run:
             return
         status: FileStatus = "ingested"
         if previous is not None and (
-            previous.file_sha256 != prepared.sha256 or self._chunking_changed(previous)
+            previous.file_sha256 != prepared.sha256 or self.preparer.chunking_changed(previous)
         ):
             status = "replaced"
-        open_file = _OpenFile(
+        open_file = OpenFile(
             index=index,
             source=source,
             sha256=prepared.sha256,
@@ -482,8 +171,8 @@ class _Run:
             ingested_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             previous=previous,
         )
-        self.queue.extend(_Queued(open_file, chunk) for chunk in chunks)
-        self.emit(index, "embedding", done=0, total=len(chunks))
+        self.queue.extend(Queued(open_file, chunk) for chunk in chunks)
+        self.results.emit(index, "embedding", done=0, total=len(chunks))
 
     def _skip_duplicate(self, index: int, previous: DocumentManifest | None, duplicate_of: str) -> None:
         """Identical content is stored once (point ids depend on the content hash only)."""
@@ -494,105 +183,40 @@ class _Run:
             status = "replaced"
         note = f"identical content is already stored as {duplicate_of!r}; it is not stored twice"
         logger.info("%s: %s", source.display_path, note)
-        self.result(index, status, note=note)
-        self.emit(index, "skipped")
+        self.results.result(index, status, note=note)
+        self.results.emit(index, "skipped")
+
+    # -- batches ------------------------------------------------------------------------------
 
     def drain(self, *, final: bool = False) -> None:
-        """Embed the queued chunks in length-sorted batches and queue their writes.
+        """Embed the queued chunks in batches (see :mod:`ingest.batching`) and queue their writes.
 
-        A window of ``model.sort_window`` batches is taken from the queue once it is full (or
-        whatever is left when ``final``), sorted by token count and cut into batches of at most
-        ``model.batch_size`` that pad at most :data:`MAX_PADDING` of their positions (a batch of
-        :data:`MIN_BATCH` or fewer is never cut); the window bounds the chunks held.
-        ``sort_window=1`` keeps arrival order and fixed-size batches.
+        With ``final``, everything left is embedded and every queued write waited for.
         """
-        batch_size = self.settings.model.batch_size
-        window = batch_size * self.settings.model.sort_window
-        while len(self.queue) >= window or (final and self.queue):
-            taken = [self.queue.popleft() for _ in range(min(window, len(self.queue)))]
-            if self.settings.model.sort_window == 1:
-                batches = [taken[start : start + batch_size] for start in range(0, len(taken), batch_size)]
-            else:
-                batches = self._padding_bounded(taken, batch_size)
-            for batch in batches:
-                self.check_cancel()
-                self.embed_batch(batch)
+        for batch in self.queue.batches(final=final):
+            self.check_cancel()
+            self.embed_batch(batch)
         if final:
             for open_file in self.writer.finish():
                 self.stored(open_file)
 
-    def _padding_bounded(self, items: list[_Queued], batch_size: int) -> list[list[_Queued]]:
-        """Sort by tokens and cut where the next, longer chunk would pad the batch beyond MAX_PADDING."""
-        lengths = {id(item): self.embedder.count_tokens(item.chunk.text) for item in items}
-        items.sort(key=lambda item: lengths[id(item)])
-        batches: list[list[_Queued]] = []
-        current: list[_Queued] = []
-        total = 0
-        for item in items:
-            length = lengths[id(item)] + 2  # special tokens; the instruction only adds a constant
-            full = len(current) == batch_size
-            padding = 1 - (total + length) / (length * (len(current) + 1))
-            if current and (full or (len(current) >= MIN_BATCH and padding > MAX_PADDING)):
-                batches.append(current)
-                current, total = [], 0
-            current.append(item)
-            total += length
-        if current:
-            batches.append(current)
-        return batches
-
-    def embed_batch(self, batch: list[_Queued]) -> None:
+    def embed_batch(self, batch: list[Queued]) -> None:
         """Embed one batch and hand its points (and the files it completes) to the writer."""
-        from qdrant_client import models
-
         texts = [item.chunk.text for item in batch]
         vectors = self.embedder.embed(
             texts, self.record.instruction_set.document, batch_size=self.settings.model.batch_size
         )
-        builder = self.representations(texts)
-        if builder.extra_keys():
-            extra, extra_payload = builder.build(texts, vectors)
-            point_vectors: list[Any] = [
-                {DENSE_VECTOR: vector.tolist(), **named} for vector, named in zip(vectors, extra, strict=True)
-            ]
-        else:
-            extra_payload = [{} for _ in batch]
-            point_vectors = [vector.tolist() for vector in vectors]
-        points = [
-            models.PointStruct(
-                id=chunk_point_id(item.file.sha256, item.chunk.index),
-                vector=vector,
-                payload=self._payload(item, more),
-            )
-            for item, vector, more in zip(batch, point_vectors, extra_payload, strict=True)
-        ]
+        points = chunk_points(batch, vectors, self.representations(texts), self.record.domain)
         self.chunks_embedded += len(batch)
-        touched: dict[int, _OpenFile] = {}
+        touched: dict[int, OpenFile] = {}
         for item in batch:
             item.file.done += 1
             touched[item.file.index] = item.file
         completing = [f for f in touched.values() if f.done == f.chunk_count]
-        manifests = [self._manifest(f) for f in completing]
-        store = self.store
-
-        def write() -> list[_OpenFile]:
-            store.upsert_chunks(points)
-            for open_file, manifest in zip(completing, manifests, strict=True):
-                store.commit_document(manifest)
-                # After the commit: if the process dies here, repair() removes the old chunks.
-                # A new source has none (the collection is consistent after repair()).
-                if open_file.previous is not None:
-                    store.delete_stale(
-                        open_file.source.source,
-                        open_file.sha256,
-                        keep_chunks=open_file.chunk_count,
-                        previous=open_file.previous,
-                    )
-            return completing
-
+        manifests = [document_manifest(f, self.record.domain, self.chunker) for f in completing]
         for open_file in touched.values():
-            self.emit(open_file.index, "embedding", done=open_file.done, total=open_file.chunk_count)
-        for open_file in self.writer.submit(write):
+            self.results.emit(open_file.index, "embedding", done=open_file.done, total=open_file.chunk_count)
+        for open_file in self.writer.submit(write_job(self.store, points, completing, manifests)):
             self.stored(open_file)
 
     def representations(self, texts: Sequence[str]) -> RepresentationBuilder:
@@ -616,47 +240,37 @@ class _Run:
             )
         return self.builder
 
-    def _payload(self, item: _Queued, more: dict[str, Any] | None = None) -> dict[str, object]:
-        chunk, open_file = item.chunk, item.file
-        return {
-            "page_content": chunk.text,
-            "metadata": {
-                "source": open_file.source.source,
-                "file_name": open_file.source.file_name,
-                "file_sha256": open_file.sha256,
-                "page": chunk.page,
-                "chunk_index": chunk.index,
-                "chunk_count": open_file.chunk_count,
-                "char_start": chunk.char_start,
-                "char_end": chunk.char_end,
-                "domain": self.record.domain,
-                "ingested_at": open_file.ingested_at,
-                **(more or {}),
-            },
-        }
-
-    def _manifest(self, open_file: _OpenFile) -> DocumentManifest:
-        source = open_file.source
-        return DocumentManifest(
-            source=source.source,
-            file_name=source.file_name,
-            file_sha256=open_file.sha256,
-            chunks=open_file.chunk_count,
-            pages=open_file.pages,
-            domain=self.record.domain,
-            ingested_at=open_file.ingested_at,
-            chunk_size=self.chunker.size,
-            chunk_overlap=self.chunker.overlap,
-            chunk_strategy=self.chunker.strategy,
+    def report(self, started: float, *, repaired: int, skipped: list[str], rolled_back: int) -> IngestReport:
+        """The report of the finished run (``started``: its ``time.perf_counter()`` at the start)."""
+        truncated_before, cache_hits_before = self.stats_before
+        return IngestReport(
+            files=self.results.collected(),
+            points=self.store.count(),
+            collection=self.store.collection,
+            chunks_embedded=self.chunks_embedded,
+            seconds=time.perf_counter() - started,
+            truncated=self.embedder.stats.truncated - truncated_before,
+            repaired=repaired,
+            cache_hits=self.embedder.stats.cache_hits - cache_hits_before,
+            representations=self.builder.stats.to_json() if self.builder is not None else {},
+            skipped=skipped,
+            rolled_back=rolled_back,
         )
 
-    def stored(self, open_file: _OpenFile) -> None:
+    # -- results ------------------------------------------------------------------------------
+
+    def fail(self, index: int, error: str, *, pages: int | None = None) -> None:
+        """File ``index`` failed for ``error``."""
+        logger.info("failed: %s: %s", self.files[index].display_path, error)
+        self.results.result(index, "failed", error=error, pages=pages)
+        self.results.emit(index, "failed")
+
+    def stored(self, open_file: OpenFile) -> None:
         """A file's chunks and manifest are written."""
-        self.result(open_file.index, open_file.status, chunks=open_file.chunk_count, pages=open_file.pages)
-        logger.info(
-            "%s: %s, %d chunks", open_file.status, open_file.source.display_path, open_file.chunk_count
-        )
-        self.emit(open_file.index, "stored", done=open_file.chunk_count, total=open_file.chunk_count)
+        chunks = open_file.chunk_count
+        self.results.result(open_file.index, open_file.status, chunks=chunks, pages=open_file.pages)
+        logger.info("%s: %s, %d chunks", open_file.status, open_file.source.display_path, chunks)
+        self.results.emit(open_file.index, "stored", done=chunks, total=chunks)
 
 
 def ingest_files(
@@ -690,7 +304,7 @@ def ingest_files(
         store: the collection.
         domain: overrides ``settings.instructions.domain`` for a new collection.
         password: password for encrypted PDFs.
-        on_progress: called with a :class:`ProgressEvent` as files advance.
+        on_progress: called with a :class:`~ingest.report.ProgressEvent` as files advance.
         cancel: set it (from any thread) to stop the run as soon as it can: it is checked
             before each file, between embedded batches and inside extraction and chunking.
             Files stored before it was set are kept; every other file is reported
@@ -717,41 +331,20 @@ def ingest_files(
     repaired = store.repair()
     manifests = {manifest.source: manifest for manifest in store.documents()}
     store.begin_write()  # left in place if the run dies, so that the next run repairs
-    truncated_before = embedder.stats.truncated
-    cache_hits_before = embedder.stats.cache_hits
     run = _Run(
-        files=files,
+        files,
         settings=settings,
         embedder=embedder,
         store=store,
         record=record,
-        chunker=make_chunker(settings.chunk, embedder, record.instruction_set.document),
+        manifests=manifests,
         password=password,
         on_progress=on_progress,
-        manifests=manifests,
-        stored_sha={manifest.file_sha256: manifest.source for manifest in manifests.values()},
-        writer=_Writer(),
-        results=[None] * len(files),
         question_generator=generator,
         cancel=cancel,
     )
     rolled_back = _execute(run)
-    results = [result for result in run.results if result is not None]
-    if len(results) != len(files):  # every path above sets a result; guard against a silent gap
-        raise IngestError(f"internal error: {len(files) - len(results)} file(s) got no result")
-    return IngestReport(
-        files=results,
-        points=store.count(),
-        collection=store.collection,
-        chunks_embedded=run.chunks_embedded,
-        seconds=time.perf_counter() - started,
-        truncated=embedder.stats.truncated - truncated_before,
-        repaired=repaired,
-        cache_hits=embedder.stats.cache_hits - cache_hits_before,
-        representations=run.builder.stats.to_json() if run.builder is not None else {},
-        skipped=skipped,
-        rolled_back=rolled_back,
-    )
+    return run.report(started, repaired=repaired, skipped=skipped, rolled_back=rolled_back)
 
 
 def _execute(run: _Run) -> int:
@@ -763,7 +356,7 @@ def _execute(run: _Run) -> int:
     Raises:
         BaseException: whatever stopped the run (after the rollback, which clears the write mark).
     """
-    reader = _Reader(len(run.files), run.prepare)
+    reader = Reader(len(run.files), run.preparer.prepare)
     rolled_back = 0
     try:
         try:
@@ -779,7 +372,9 @@ def _execute(run: _Run) -> int:
             for open_file in run.writer.finish():  # writes under way complete: those files are stored
                 run.stored(open_file)
             rolled_back = run.store.repair()  # the write mark is set: removes what no manifest vouches for
-            run.mark_cancelled()
+            cancelled = run.results.mark_cancelled()
+            if cancelled:
+                logger.info("ingest cancelled: %d file(s) not stored", cancelled)
     except BaseException:
         reader.close()
         run.writer.abandon()

@@ -8,6 +8,7 @@ the paths that cannot be ingested as ``failed`` results instead of raising.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import unicodedata
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Literal
 
 from ingest.errors import DocumentError
-from store.core import UPLOAD_PREFIX
+from store.payload import UPLOAD_PREFIX
 
 #: File types that can be ingested (lower-case suffixes).
 SUPPORTED_SUFFIXES: tuple[str, ...] = (".pdf", ".txt", ".md")
@@ -32,6 +33,11 @@ FILE_STATUSES: tuple[FileStatus, ...] = (
     "skipped",
     "cancelled",
 )
+
+
+def file_sha256(data: bytes) -> str:
+    """Hex sha256 of a file's bytes (the content id of its chunks)."""
+    return hashlib.sha256(data).hexdigest()
 
 
 @dataclass(frozen=True)

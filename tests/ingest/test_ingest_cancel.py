@@ -12,9 +12,10 @@ from pdfgen import long_text, write_pdf
 from config import Settings, load_settings
 from embedder import FakeEmbedder
 from ingest import ProgressEvent, discover, ingest_files
-from ingest.pipeline import file_sha256
+from ingest.sources import file_sha256
 from retrieval.engine import search
-from store.core import VectorStore, open_client
+from store.client import open_client
+from store.core import VectorStore
 
 
 @pytest.fixture

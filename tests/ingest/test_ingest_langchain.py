@@ -13,7 +13,8 @@ from config import Settings, load_settings
 from embedder import Embedder, FakeEmbedder
 from embedder.langchain import InstructorEmbeddings
 from ingest import discover, ingest_files
-from store.core import VectorStore, open_client
+from store.client import open_client
+from store.core import VectorStore
 
 
 @pytest.fixture
@@ -96,7 +97,7 @@ def test_langchain_qdrant_leaves_out_pending_chunks_with_committed_filter(
     """Chunks of a file still being ingested stay out of a LangChain search given committed_filter()."""
     from qdrant_client import models
 
-    from store.core import committed_filter
+    from store.payload import committed_filter
 
     embedder = FakeEmbedder()
     _ingest_topics(tmp_path, settings, store, embedder)

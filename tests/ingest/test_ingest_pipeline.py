@@ -17,9 +17,11 @@ from embedder import FakeEmbedder
 from embedder.base import Vectors
 from embedder.errors import InputError
 from ingest import ProgressEvent, SourceFile, discover, ingest_files, upload_source
-from ingest.pipeline import file_sha256
-from store.core import VectorStore, chunk_point_id, open_client
+from ingest.sources import file_sha256
+from store.client import open_client
+from store.core import VectorStore
 from store.errors import CollectionMismatchError
+from store.payload import chunk_point_id
 
 
 class RecordingEmbedder(FakeEmbedder):

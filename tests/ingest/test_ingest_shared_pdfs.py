@@ -13,7 +13,9 @@ from app.cli import main
 from config import load_settings
 from embedder import Embedder, FakeEmbedder
 from ingest import discover, ingest_files
-from store.core import VectorStore, open_client
+from store.client import open_client
+from store.core import VectorStore
+from store.payload import source_filter
 
 pytestmark = pytest.mark.shared_data
 
@@ -54,7 +56,7 @@ def _assert_searchable(store: VectorStore, embedder: Embedder, top_k: int) -> No
             store.collection,
             limit=1,
             with_payload=True,
-            scroll_filter=store._source_filter(manifest.source),
+            scroll_filter=source_filter(manifest.source),
         )
         query = _query_sentence(str((records[0].payload or {})["page_content"]))
         vector = embedder.embed([query], record.instruction_set.query)[0]
@@ -91,7 +93,7 @@ def test_shared_pdfs_twice_fake_backend(tmp_path: Path, capsys: pytest.CaptureFi
         assert {m.file_name for m in store.documents()} == good
         multilang = next(m for m in store.documents() if m.file_name.startswith("nonlatin_multilang"))
         records, _ = client.scroll(
-            "documents", scroll_filter=store._source_filter(multilang.source), with_payload=True
+            "documents", scroll_filter=source_filter(multilang.source), with_payload=True
         )
         text = "".join(str((r.payload or {})["page_content"]) for r in records)
         assert "Привет, мир" in text and "مرحبا" in text

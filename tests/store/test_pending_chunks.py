@@ -28,11 +28,16 @@ from app.cli import main
 from app.service import SearchService
 from config import Settings, load_settings
 from embedder import make_embedder
-from ingest.pipeline import ProgressEvent, ingest_files
+from ingest.pipeline import ingest_files
+from ingest.report import ProgressEvent
 from ingest.sources import SourceFile
-from retrieval.engine import available_modes, mode_components, search
+from retrieval.engine import search
 from retrieval.local_index import acquire
-from store.core import PENDING_KEY, VectorStore, open_client, repair_interrupted
+from retrieval.modes import available_modes, mode_components
+from store.client import open_client, repair_interrupted
+from store.core import VectorStore
+from store.payload import PENDING_KEY
+from store.points import ChunkPoints
 
 ROOT = Path(__file__).resolve().parents[2]
 QUERY = "zebra stripes savanna"
@@ -286,18 +291,18 @@ def test_a_crash_between_manifest_and_flag_is_committed_on_reopening(
 ) -> None:
     """The manifest is written, the process dies before the file's chunks lose the pending flag."""
     dead = killable(monkeypatch)
-    clear = VectorStore._clear_pending
+    clear = ChunkPoints.clear_pending
 
-    def die_first(self: VectorStore, ids: list[object]) -> None:
+    def die_first(self: ChunkPoints, ids: list[object]) -> None:
         dead.set()
         raise Crash("killed between the manifest and the flag")
 
-    monkeypatch.setattr(VectorStore, "_clear_pending", die_first)
+    monkeypatch.setattr(ChunkPoints, "clear_pending", die_first)
     text = "Lions rest in the shade of acacia trees through the hottest hours of the savanna day."
     with pytest.raises(Crash):
         stored.ingest([SourceFile(source="upload:lions.txt", file_name="lions.txt", data=text.encode())])
     dead.clear()
-    monkeypatch.setattr(VectorStore, "_clear_pending", clear)
+    monkeypatch.setattr(ChunkPoints, "clear_pending", clear)
     store = stored.store()
     manifest = store.manifest("upload:lions.txt")
     assert manifest is not None and store.write_interrupted()

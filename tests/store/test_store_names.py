@@ -21,11 +21,15 @@ from app.cli import main
 from app.service import SearchService
 from config import ConfigError, Settings, load_settings
 from config.names import InvalidNameError
-from ingest.pipeline import ProgressEvent, ingest_files
+from ingest.pipeline import ingest_files
+from ingest.report import ProgressEvent
 from ingest.sources import SourceFile
-from representations.core import SPARSE_VECTOR
+from representations.dense import DENSE_VECTOR
+from representations.sparse import SPARSE_VECTOR
 from retrieval.engine import search
-from store.core import DENSE_VECTOR, VectorStore, expected_record, list_collections, open_client
+from store.client import list_collections, open_client
+from store.core import VectorStore
+from store.record import expected_record
 
 TEXT = "Glaciers carve U-shaped valleys and leave moraines behind as they melt in summer."
 
