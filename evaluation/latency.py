@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from qdrant_client import models
 
-from config import Settings
+from config import Settings, override
 from evaluation.errors import EvaluationError
 from ingest.extract import extract_text
 from ingest.sample_corpus import sample_paths
@@ -190,13 +190,7 @@ def measure_latency(
     Returns:
         ``runtime -> figures`` keyed ``query_p50_ms_10k``-style.
     """
-    settings = settings.model_copy(
-        update={
-            "index": settings.index.model_copy(
-                update={"sparse": settings.index.sparse.model_copy(update={"enabled": True})}
-            )
-        }
-    )
+    settings = override(settings, **{"index.sparse.enabled": True})
     filler = _Filler.embed(settings, next(iter(embedders.values())), corpus)
     results: dict[str, dict[str, Any]] = {
         runtime: {
@@ -209,9 +203,7 @@ def measure_latency(
         for runtime in embedders
     }
     for size in sizes:
-        run_settings = settings.model_copy(
-            update={"qdrant": settings.qdrant.model_copy(update={"path": ":memory:", "url": None})}
-        )
+        run_settings = override(settings, qdrant={"path": ":memory:", "url": None, "api_key": None})
         client = open_client(run_settings)
         try:
             store = filler.fill(client, size)

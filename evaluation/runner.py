@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from config import SearchSettings, Settings
+from config import SearchSettings, Settings, override
 from evaluation.beir import BeirDataset, BeirDocument, evaluate_run
 from evaluation.errors import EvaluationError
 from ingest.pipeline import SourceFile, file_sha256, ingest_files
@@ -68,15 +68,15 @@ class InstructionChoice:
 
     def apply(self, settings: Settings) -> Settings:
         """Settings with these instructions."""
-        section = settings.instructions.model_copy(
-            update={
+        return override(
+            settings,
+            instructions={
                 "enabled": self.label != "none",
                 "domain": self.domain if self.label == "default" else "",
                 "query": self.query,
                 "document": self.document,
-            }
+            },
         )
-        return settings.model_copy(update={"instructions": section})
 
 
 @dataclass
@@ -244,13 +244,10 @@ def _run_settings(
     # JSON documents are short: one chunk per document, truncated by the model, as MTEB embeds
     # them. PDFs take the product's normal chunking, since that is what is being measured.
     strategy = "whole" if corpus_format == "json" else settings.chunk.strategy
-    return run_settings.model_copy(
-        update={
-            "chunk": run_settings.chunk.model_copy(update={"strategy": strategy}),
-            "qdrant": run_settings.qdrant.model_copy(
-                update={"path": location, "url": None, "collection": collection}
-            ),
-        }
+    return override(
+        run_settings,
+        chunk={"strategy": strategy},
+        qdrant={"path": location, "url": None, "api_key": None, "collection": collection},
     )
 
 

@@ -33,6 +33,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from config import override
+
 if TYPE_CHECKING:
     from config import Settings
     from embedder import Embedder
@@ -118,15 +120,12 @@ def build_corpus(folder: Path, pdfs: int, source: Iterator[tuple[str, str]]) -> 
 
 def bench_settings(base: Settings, folder: Path, *, runtime: str | None = None) -> Settings:
     """``base`` with the data folder and an embedded store in ``folder`` (and a runtime)."""
-    model = base.model
-    if runtime is not None:
-        model = model.model_copy(update={"runtime": runtime, "query_runtime": runtime})
-    return base.model_copy(
-        update={
-            "data_dir": folder,
-            "model": model,
-            "qdrant": base.qdrant.model_copy(update={"path": str(folder / "qdrant"), "url": None}),
-        }
+    model = {} if runtime is None else {"runtime": runtime, "query_runtime": runtime}
+    return override(
+        base,
+        data_dir=folder,
+        model=model,
+        qdrant={"path": str(folder / "qdrant"), "url": None, "api_key": None},
     )
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from config import Settings
+from config import Settings, override
 from evaluation.beir import BeirDataset
 from evaluation.runner import InstructionChoice, run_beir
 
@@ -141,12 +141,10 @@ def run_tuning(
         if config.mode == "dense" and config.keyword_weights is None:
             result = first
         else:
-            search = settings.search.model_copy(
-                update={"fusion": config.fusion, "rrf_k": config.rrf_k, "weights": dict(config.weights)}
-            )
+            search = {"fusion": config.fusion, "rrf_k": config.rrf_k, "weights": dict(config.weights)}
             result = run_beir(
                 dataset,
-                settings=settings.model_copy(update={"search": search}),
+                settings=override(settings, search=search),
                 embedder=embedder,
                 instructions=instructions,
                 store_dir=store_dir,

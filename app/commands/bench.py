@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast, get_args
 
-from config import Runtime, Settings
+from config import Runtime, Settings, override
 from evaluation.record import DOCS, save_result
 
 PARTS = ("latency", "throughput", "reingest", "memory", "cold", "accuracy")
@@ -92,7 +92,7 @@ def _handler(args: argparse.Namespace, settings: Settings) -> int:
     with tempfile.TemporaryDirectory(prefix="instructor-search-bench-") as tmp_name:
         tmp = Path(tmp_name)
         # One data folder for the whole run: ONNX exports are made once (outside the timings).
-        base = settings.model_copy(update={"data_dir": tmp / "data"})
+        base = override(settings, data_dir=tmp / "data")
         figures = _run(args, base, tmp, data, chosen, sizes, skip, ndcg)
     if args.record:
         _record(figures, args.command_line, Path(args.docs_dir))

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any, get_args
 
-from config import RetrievalMode, Settings
+from config import RetrievalMode, Settings, override
 from evaluation.errors import EvaluationError
 from evaluation.record import DOCS, save_result
 
@@ -180,9 +180,7 @@ def _weights(value: str | None) -> tuple[float, float] | None:
 
 def _beir_handler(args: argparse.Namespace, settings: Settings) -> int:
     if args.fusion:
-        settings = settings.model_copy(
-            update={"search": settings.search.model_copy(update={"fusion": args.fusion})}
-        )
+        settings = override(settings, **{"search.fusion": args.fusion})
     result = run_beir_command(
         settings,
         args.folder,
@@ -300,9 +298,7 @@ def _all_handler(args: argparse.Namespace, settings: Settings) -> int:
     domains = {"scifact": "science", "nfcorpus": "medicine"}
     for name, domain in domains.items():
         folder = str(data / "beir" / name)
-        domain_settings = settings.model_copy(
-            update={"instructions": settings.instructions.model_copy(update={"domain": domain})}
-        )
+        domain_settings = override(settings, **{"instructions.domain": domain})
         # (instructions, corpus format, settings, mode): the MTEB reproduction (dense, no
         # instruction), our instructions, the default hybrid mode, and the PDF path.
         runs: list[tuple[str, str, Settings, str]] = [
