@@ -36,9 +36,6 @@ class BatchQueue(Generic[T]):
         self.tokens = tokens
         self._items: deque[T] = deque()
 
-    def __len__(self) -> int:
-        return len(self._items)
-
     def extend(self, items: Iterable[T]) -> None:
         """Queue items (in arrival order)."""
         self._items.extend(items)
