@@ -21,10 +21,10 @@ import sys
 import traceback
 import unicodedata
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, get_args
 
 from app.errors import AppError, redact_text, user_message
-from config import Settings, display, load_settings, validate_collection_name
+from config import Runtime, Settings, display, load_settings, validate_collection_name
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 
@@ -74,7 +74,7 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
     add("--backend", choices=["sentence-transformers", "fake"], help="embedder backend")
     add(
         "--runtime",
-        choices=["torch", "onnx", "onnx-int8"],
+        choices=list(get_args(Runtime)),
         help="inference runtime for everything this command embeds (model.runtime and model.query_runtime)",
     )
     add("--data-dir", metavar="DIR", help="data folder (embedded store, uploads)")

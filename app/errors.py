@@ -9,7 +9,9 @@ replaced by ``***`` and control characters are escaped, so a message can be prin
 
 from __future__ import annotations
 
+import logging
 import re
+import traceback
 from collections.abc import Iterator
 
 from config.names import display, redact_url
@@ -147,3 +149,21 @@ def user_message(exc: BaseException, *, url: str | None = None, details: str = "
     if isinstance(exc, user_errors()):
         return one_line(str(exc))
     return one_line(f"unexpected {type(exc).__name__}: {exc} ({details} for the details)")
+
+
+#: Where the app says the details of an unexpected error are.
+DETAILS_IN_LOG = "details are in the server log"
+
+
+def log_unexpected(exc: BaseException, logger: logging.Logger) -> None:
+    """Log the traceback of an unexpected error (credentials redacted) for the server log.
+
+    The project's own errors and connection errors are left out: their one line says it all.
+
+    Args:
+        exc: the error.
+        logger: where to log it.
+    """
+    if isinstance(exc, user_errors()) or connection_error(exc, None) is not None:
+        return
+    logger.error("unexpected error in the app:\n%s", redact_text("".join(traceback.format_exception(exc))))

@@ -1,9 +1,10 @@
-"""A small facade over settings, embedder and Qdrant client, shared by the CLI, the app and tests.
+"""The service behind every front door: the CLI, the Streamlit page and the tests call it, nothing below it.
 
 :class:`SearchService` holds the three process-wide resources (settings, the embedding model and
-the one Qdrant client) plus a write lock, and offers what the user interfaces need: list
-collections, create one with chosen instructions, ingest files, list and delete documents, and
-search.
+the one Qdrant client) plus a write lock, and offers what the user interfaces need: list,
+describe, create and drop collections, ingest files, list, find and delete documents, search,
+and fill an empty default collection with the sample corpus (:func:`ensure_sample_corpus`).
+The model loads on first use, so commands that only read the store never load it.
 
 Concurrency: the embedded (and in-memory) Qdrant client keeps its collections in numpy arrays
 that writes resize in place, so a search running while points are upserted can fail with an
@@ -21,22 +22,32 @@ import functools
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from dataclasses import dataclass
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar, cast
 
 from app.errors import AppError
-from config import InvalidNameError, validate_collection_name
-from retrieval.engine import SearchResult, options_from, search
-from store.core import CollectionRecord, DocumentManifest, VectorStore, expected_record, list_collections
+from config import InvalidNameError, override, validate_collection_name
+from embedder import EmbedderWrapper, make_embedder
+from ingest.pipeline import ingest_files
+from ingest.report import IngestReport, ProgressEvent
+from ingest.sample_corpus import sample_files
+from ingest.sources import FileResult, SourceFile
+from retrieval.engine import SearchResult, options_from, search, validate_query
+from store.client import list_collections, open_client
+from store.core import VectorStore, store_for
+from store.errors import StoreError
+from store.manifest import DocumentManifest
+from store.record import CollectionRecord, expected_record
 
 if TYPE_CHECKING:
     from qdrant_client import QdrantClient
 
     from config import Settings
     from embedder import Embedder
-    from embedder.backends import Vectors
-    from ingest.pipeline import IngestReport, ProgressEvent
-    from ingest.sources import SourceFile
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 logger = logging.getLogger(__name__)
@@ -47,9 +58,6 @@ _LOCK_POLL_SECONDS = 0.1
 
 def _cancelled_report(files: Sequence[SourceFile], store: VectorStore) -> IngestReport:
     """The report of an ingest cancelled before it started: every file ``cancelled``."""
-    from ingest.pipeline import IngestReport
-    from ingest.sources import FileResult
-
     results = [
         FileResult(
             path=file.source,
@@ -74,11 +82,6 @@ class SerializedClient:
     def __init__(self, client: QdrantClient, lock: threading.RLock | None = None) -> None:
         self._client = client
         self._lock = lock if lock is not None else threading.RLock()
-
-    @property
-    def wrapped(self) -> QdrantClient:
-        """The guarded client."""
-        return self._client
 
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(self._client, name)
@@ -108,52 +111,25 @@ def guard_client(client: QdrantClient, settings: Settings) -> QdrantClient:
     return cast("QdrantClient", SerializedClient(client))
 
 
-class SerializedEmbedder:
+class SerializedEmbedder(EmbedderWrapper):
     """An embedder whose calls run one at a time (shared by the threads of the app's sessions).
 
     The Hugging Face fast tokenizer is not safe to call from several threads at once, and on a
     CPU concurrent forward passes only compete for the same cores; one lock keeps both correct.
-    An ingest holds it for one batch at a time, so a search waits at most one batch.
+    An ingest holds it for one batch at a time, so a search waits at most one batch. Every call
+    of the :class:`~embedder.Embedder` interface goes through :meth:`_call`, which takes the lock.
 
     Args:
-        embedder: the embedder to guard.
+        inner: the embedder to guard.
     """
 
-    def __init__(self, embedder: Embedder) -> None:
-        self.wrapped = embedder
-        self.model_id = embedder.model_id
-        self.dimension = embedder.dimension
-        self.max_seq_length = embedder.max_seq_length
-        self.normalize = embedder.normalize
-        self.stats = embedder.stats
+    def __init__(self, inner: Embedder) -> None:
+        super().__init__(inner)
         self._lock = threading.RLock()
 
-    def embed(
-        self,
-        texts: Sequence[str],
-        instruction: str | None,
-        *,
-        batch_size: int | None = None,
-        show_progress: bool = False,
-    ) -> Vectors:
-        """See :meth:`embedder.Embedder.embed`."""
+    def _call(self, method: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         with self._lock:
-            return self.wrapped.embed(texts, instruction, batch_size=batch_size, show_progress=show_progress)
-
-    def count_tokens(self, text: str) -> int:
-        """See :meth:`embedder.Embedder.count_tokens`."""
-        with self._lock:
-            return self.wrapped.count_tokens(text)
-
-    def instruction_tokens(self, instruction: str | None) -> int:
-        """See :meth:`embedder.Embedder.instruction_tokens`."""
-        with self._lock:
-            return self.wrapped.instruction_tokens(instruction)
-
-    def token_budget(self, instruction: str | None) -> int:
-        """See :meth:`embedder.Embedder.token_budget`."""
-        with self._lock:
-            return self.wrapped.token_budget(instruction)
+            return method(*args, **kwargs)
 
 
 def serialize_embedder(embedder: Embedder) -> Embedder:
@@ -173,69 +149,146 @@ def settings_for_record(settings: Settings, record: CollectionRecord, collection
         A copy of ``settings`` with the record's domain and instructions and the collection name.
     """
     query, document = record.instructions.get("query"), record.instructions.get("document")
-    instructions = settings.instructions.model_copy(
-        update={
+    return override(
+        settings,
+        instructions={
             "domain": record.domain,
             "query": query,
             "document": document,
             "enabled": query is not None or document is not None,
-        }
-    )
-    return settings.model_copy(
-        update={
-            "instructions": instructions,
-            "qdrant": settings.qdrant.model_copy(update={"collection": collection}),
-        }
+        },
+        qdrant={"collection": collection},
     )
 
 
-@dataclass
-class SearchService:
-    """Settings, model and Qdrant client of one process, and the operations on them.
+@dataclass(frozen=True)
+class CollectionSummary:
+    """One row of the collection list.
+
+    Attributes:
+        name: the collection's name (as Qdrant has it; print it through :func:`config.display`).
+        points: its chunk points.
+        documents: its stored documents (``None`` when it has no readable record).
+        model: the model it was built with (``None``: no record).
+        domain: the domain of its instructions (``None``: no record).
+        error: why its record cannot be read (a collection of another tool), else ``None``.
+    """
+
+    name: str
+    points: int
+    documents: int | None = None
+    model: str | None = None
+    domain: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class CollectionInfo:
+    """What ``collections info`` shows of one collection.
+
+    Attributes:
+        name: the collection.
+        points: its chunk points.
+        documents: its stored documents.
+        record: how it was built.
+    """
+
+    name: str
+    points: int
+    documents: int
+    record: CollectionRecord
+
+
+S = TypeVar("S", bound="ServiceResources")
+
+
+class ServiceResources:
+    """The settings, model, Qdrant client and write lock of one process (what every operation needs).
+
+    :class:`SearchService` adds the operations. Use it as a context manager, or call
+    :meth:`close`, to close the client.
+
+    Args:
+        settings: the settings.
+        embedder: the embedding model; ``None`` loads it from the settings on first use.
+        client: the Qdrant client (share one per process; see :func:`guard_client`).
+        write_lock: held while a session ingests or deletes (a new lock by default).
+        purpose: what a model loaded here embeds (see :func:`embedder.make_embedder`).
 
     Attributes:
         settings: the settings.
-        embedder: the embedding model.
-        client: the Qdrant client (share one per process; see :func:`guard_client`).
-        write_lock: held while a session ingests or deletes.
+        client: the Qdrant client.
+        write_lock: the write lock.
     """
 
-    settings: Settings
-    embedder: Embedder
-    client: QdrantClient
-    write_lock: threading.Lock = field(default_factory=threading.Lock)
+    def __init__(
+        self,
+        settings: Settings,
+        embedder: Embedder | None = None,
+        *,
+        client: QdrantClient,
+        write_lock: threading.Lock | None = None,
+        purpose: Literal["ingest", "query"] = "ingest",
+    ) -> None:
+        self.settings = settings
+        self.client = client
+        self.write_lock = write_lock if write_lock is not None else threading.Lock()
+        self._embedder = embedder
+        self._purpose: Literal["ingest", "query"] = purpose
+        self._load_lock = threading.Lock()
 
     @classmethod
-    def open(cls, settings: Settings, *, embedder: Embedder | None = None) -> SearchService:
-        """Open the client the settings point at and load the model (unless one is given).
+    def open(
+        cls: type[S],
+        settings: Settings,
+        *,
+        embedder: Embedder | None = None,
+        purpose: Literal["ingest", "query"] = "ingest",
+    ) -> S:
+        """Open the client the settings point at (the model loads on first use, unless given).
 
         Args:
             settings: the settings.
             embedder: an already loaded embedder.
+            purpose: what a model loaded from the settings embeds: ``ingest`` (documents) or
+                ``query`` (search queries: ``model.query_runtime``, ``cache.query``).
 
         Returns:
-            The service. Call :meth:`close` when done (the CLI does; the app keeps it open).
+            The service. Close it when done (the CLI does; the app keeps it open).
 
         Raises:
             StoreLockedError: the embedded store is open in another process.
-            ModelNotFoundError: the model cannot be loaded.
         """
-        from embedder import make_embedder
-        from store.core import open_client
-
-        client = guard_client(open_client(settings), settings)
-        try:
-            model = embedder if embedder is not None else make_embedder(settings)
-        except BaseException:
-            client.close()
-            raise
-        return cls(settings=settings, embedder=model, client=client)
+        return cls(settings, embedder, client=guard_client(open_client(settings), settings), purpose=purpose)
 
     def close(self) -> None:
         """Close the Qdrant client (releases the embedded store's folder lock)."""
         self.client.close()
 
-    # -- collections ---------------------------------------------------------------------------
+    def __enter__(self: S) -> S:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    @property
+    def embedder(self) -> Embedder:
+        """The embedding model, loaded through :func:`embedder.make_embedder` on first use.
+
+        Raises:
+            ModelNotFoundError: the model cannot be loaded.
+        """
+        with self._load_lock:
+            if self._embedder is None:
+                self._embedder = make_embedder(self.settings, purpose=self._purpose)
+            return self._embedder
+
+    @property
+    def model_loaded(self) -> bool:
+        """Whether :attr:`embedder` is loaded (or was given)."""
+        return self._embedder is not None
 
     @property
     def default_collection(self) -> str:
@@ -250,7 +303,26 @@ class SearchService:
                 :func:`config.validate_collection_name` (internal ``__documents`` names included).
         """
         name = self.default_collection if collection is None else validate_collection_name(collection)
-        return VectorStore(self.client, name, local=self.settings.qdrant_mode != "server")
+        return store_for(self.settings, name, client=self.client)
+
+    def _acquire_write_lock(self, cancel: threading.Event | None) -> bool:
+        """Wait for the write lock; ``False`` when ``cancel`` is set first."""
+        if cancel is None:
+            self.write_lock.acquire()
+            return True
+        while not self.write_lock.acquire(timeout=_LOCK_POLL_SECONDS):
+            if cancel.is_set():
+                return False
+        return True
+
+
+class SearchService(ServiceResources):
+    """What the front doors do: manage collections and documents, ingest, search.
+
+    See :class:`ServiceResources` for the constructor and :meth:`ServiceResources.open`.
+    """
+
+    # -- collections ---------------------------------------------------------------------------
 
     def collections(self) -> list[str]:
         """Names of the existing collections that can be used here (valid names; no internal ones)."""
@@ -263,6 +335,39 @@ class SearchService:
                 continue
             names.append(name)
         return names
+
+    def collection_summaries(self) -> list[CollectionSummary]:
+        """Every user collection of the store, those of other tools (any name, no record) included."""
+        rows = []
+        for name in list_collections(self.client):
+            other = store_for(self.settings, name, client=self.client)
+            try:
+                record = other.read_record()
+            except StoreError as exc:  # a collection of another tool: list it without a record
+                rows.append(CollectionSummary(name=name, points=other.count(), error=str(exc)))
+                continue
+            rows.append(
+                CollectionSummary(
+                    name=name,
+                    points=other.count(),
+                    documents=len(other.documents()),
+                    model=record.model if record else None,
+                    domain=record.domain if record else None,
+                )
+            )
+        return rows
+
+    def collection_info(self, collection: str | None = None) -> CollectionInfo:
+        """The points, documents and record of a collection.
+
+        Raises:
+            CollectionNotFoundError: the collection does not exist.
+        """
+        store = self.store(collection)
+        record = store.require_record()
+        return CollectionInfo(
+            name=store.collection, points=store.count(), documents=len(store.documents()), record=record
+        )
 
     def record(self, collection: str | None = None) -> CollectionRecord | None:
         """The record of a collection, ``None`` when it does not exist."""
@@ -281,22 +386,29 @@ class SearchService:
         Raises:
             InstructionError: a custom instruction is invalid.
         """
-        settings = self.settings.model_copy(
-            update={
-                "instructions": self.settings.instructions.model_copy(
-                    update={
-                        "domain": domain,
-                        "query": query_instruction or None,
-                        "document": document_instruction or None,
-                        "enabled": instructions_enabled,
-                    }
-                )
-            }
+        settings = override(
+            self.settings,
+            instructions={
+                "domain": domain,
+                "query": query_instruction or None,
+                "document": document_instruction or None,
+                "enabled": instructions_enabled,
+            },
         )
         return expected_record(settings, self.embedder, domain=domain)
 
-    def create_collection(self, name: str, record: CollectionRecord) -> CollectionRecord:
-        """Create an empty collection with the given record.
+    def default_record(self) -> CollectionRecord:
+        """The record a new collection gets from the settings' instructions."""
+        instructions = self.settings.instructions
+        return self.new_record(
+            domain=instructions.domain,
+            query_instruction=instructions.query,
+            document_instruction=instructions.document,
+            instructions_enabled=instructions.enabled,
+        )
+
+    def create_collection(self, name: str, record: CollectionRecord | None = None) -> CollectionRecord:
+        """Create an empty collection with the given record (:meth:`default_record` by default).
 
         Raises:
             InvalidNameError: the name breaks the rules of :func:`config.validate_collection_name`.
@@ -304,6 +416,7 @@ class SearchService:
         """
         cleaned = validate_collection_name(name)
         store = self.store(cleaned)
+        record = record if record is not None else self.default_record()
         with self.write_lock:
             if store.exists():
                 raise AppError(
@@ -311,11 +424,50 @@ class SearchService:
                 )
             return store.ensure(record)
 
+    def drop_collection(
+        self, collection: str | None = None, *, confirm: Callable[[str, int], bool] | None = None
+    ) -> int | None:
+        """Delete a collection and its documents.
+
+        Args:
+            collection: the collection (the settings' one by default).
+            confirm: asked ``(name, points)`` before anything is dropped; ``False`` keeps it.
+
+        Returns:
+            The points dropped, or ``None`` when ``confirm`` said no.
+
+        Raises:
+            AppError: the collection does not exist.
+        """
+        store = self.store(collection)
+        with self.write_lock:
+            if not store.exists():
+                raise AppError(
+                    f"collection {store.collection!r} does not exist (see: instructor-search collections list)"
+                )
+            points = store.count()
+            if confirm is not None and not confirm(store.collection, points):
+                return None
+            store.drop()
+            return points
+
     # -- documents -----------------------------------------------------------------------------
 
     def documents(self, collection: str | None = None) -> list[DocumentManifest]:
         """The stored documents of a collection (empty when it does not exist)."""
         return self.store(collection).documents()
+
+    def count(self, collection: str | None = None) -> int:
+        """The chunk points of committed files in a collection (0 when it does not exist)."""
+        return self.store(collection).count()
+
+    def find_document(self, ref: str, collection: str | None = None) -> DocumentManifest:
+        """The stored document that ``ref`` names: its stored source, a path, or an unambiguous file name.
+
+        Raises:
+            StoreError: no document, or several, match ``ref``.
+        """
+        return self.store(collection).find_document(ref)
 
     def ingest(
         self,
@@ -323,23 +475,29 @@ class SearchService:
         *,
         collection: str | None = None,
         domain: str | None = None,
+        password: str | None = None,
         on_progress: Callable[[ProgressEvent], None] | None = None,
         cancel: threading.Event | None = None,
+        follow_record: bool = True,
     ) -> IngestReport:
         """Ingest files into a collection (created with the settings' instructions if missing).
 
-        An existing collection is written with its own recorded instructions, whatever the
-        settings say, so uploads through the app always match the collection. Only one ingest or
-        delete writes at a time (:attr:`write_lock`); this call waits for the one running.
+        With ``follow_record`` an existing collection is written with its own recorded
+        instructions, whatever the settings say, so uploads through the app always match the
+        collection. Only one ingest or delete writes at a time (:attr:`write_lock`); this call
+        waits for the one running. No files: nothing is done and the model is not loaded.
 
         Args:
             files: the files.
             collection: the collection (the settings' one by default).
             domain: domain of a new collection (the settings' by default).
+            password: password for encrypted PDFs.
             on_progress: progress callback.
             cancel: set it to stop: files not yet stored come back ``cancelled`` and are rolled
                 back, stored ones are kept. Set while this call still waits for the write
                 lock, it returns at once with every file ``cancelled``.
+            follow_record: ``False`` writes with the settings' instructions, and a collection
+                recorded with other instructions or another model is refused (the CLI).
 
         Returns:
             The ingest report.
@@ -347,13 +505,13 @@ class SearchService:
         Raises:
             InvalidNameError: ``collection`` is not a valid collection name.
         """
-        from ingest.pipeline import ingest_files
-
         store = self.store(collection)
+        if not files:
+            return IngestReport(files=[], points=store.count(), collection=store.collection)
         if not self._acquire_write_lock(cancel):
             return _cancelled_report(files, store)
         try:
-            record = store.read_record()
+            record = store.read_record() if follow_record else None
             settings = self.settings
             if record is not None:
                 settings = settings_for_record(settings, record, store.collection)
@@ -364,21 +522,12 @@ class SearchService:
                 embedder=self.embedder,
                 store=store,
                 domain=domain,
+                password=password,
                 on_progress=on_progress,
                 cancel=cancel,
             )
         finally:
             self.write_lock.release()
-
-    def _acquire_write_lock(self, cancel: threading.Event | None) -> bool:
-        """Wait for the write lock; ``False`` when ``cancel`` is set first."""
-        if cancel is None:
-            self.write_lock.acquire()
-            return True
-        while not self.write_lock.acquire(timeout=_LOCK_POLL_SECONDS):
-            if cancel.is_set():
-                return False
-        return True
 
     def delete_document(self, source: str, collection: str | None = None) -> int:
         """Delete a document's chunks and manifest; returns the number of chunks removed."""
@@ -415,3 +564,84 @@ class SearchService:
             fallback=mode is None,
             **options_from(self.settings.search),
         )
+
+
+def search_once(
+    settings: Settings,
+    query: str,
+    *,
+    top_k: int | None = None,
+    score_threshold: float | None = None,
+    documents: Sequence[str] | None = None,
+    domain: str | None = None,
+    mode: str | None = None,
+) -> SearchResult:
+    """One search of the settings' collection in a service of its own (the ``search`` command).
+
+    The query is checked before the store opens, and the collection before the model (the
+    query model: ``model.query_runtime``, ``cache.query``) loads, so those mistakes cost nothing.
+
+    Args:
+        settings: the settings.
+        query: the query.
+        top_k: hits (``app.top_k`` by default).
+        score_threshold: leave out hits scoring below it.
+        documents: only search these documents (file names, paths or stored sources).
+        domain: only chunks ingested with this domain.
+        mode: the retrieval mode (``None``: ``search.mode``, see :meth:`SearchService.search`).
+
+    Returns:
+        The result.
+
+    Raises:
+        RetrievalError: the query is empty or too long.
+        CollectionNotFoundError: the collection does not exist.
+    """
+    validate_query(query)
+    with SearchService.open(settings, purpose="query") as service:
+        service.store().require_record()
+        return service.search(
+            query, top_k=top_k, score_threshold=score_threshold, documents=documents, domain=domain, mode=mode
+        )
+
+
+def ensure_sample_corpus(
+    settings: Settings, *, embedder: Embedder | None = None, echo: Callable[[str], None] = logger.info
+) -> IngestReport | None:
+    """Ingest the sample corpus into the default collection if that collection has no documents.
+
+    Args:
+        settings: the settings (store location, default collection, model).
+        embedder: an already loaded embedder (loaded from the settings when needed otherwise).
+        echo: where progress lines go.
+
+    Returns:
+        The ingest report, or ``None`` when nothing was done (the collection has documents, the
+        sample corpus is switched off, or the store is in memory and would not outlive this process).
+
+    Raises:
+        IngestError: the store cannot be opened, or the collection was built with another model.
+    """
+    if not settings.app.sample_corpus or settings.qdrant_mode == "memory":
+        return None
+    with SearchService.open(settings, embedder=embedder) as service:
+        if service.documents():
+            return None
+        files = sample_files()
+        if not files:
+            echo(
+                "the sample corpus is missing (ingest/sample_corpus/*.pdf); starting with an empty collection"
+            )
+            return None
+        if not service.model_loaded:
+            echo(f"loading the model {settings.model.name!r} ...")
+        echo(
+            f"collection {service.default_collection!r} is empty: indexing the sample corpus "
+            f"({len(files)} PDFs) with {service.embedder.model_id} ..."
+        )
+        report = service.ingest(files, follow_record=False)
+    for result in report.files:
+        detail = f"{result.chunks} chunks" if result.status != "failed" else f"failed: {result.error}"
+        echo(f"  {result.status:<9} {result.file_name}  ({detail})")
+    echo(f"indexed {report.chunks_embedded} chunks in {report.seconds:.1f} s")
+    return report

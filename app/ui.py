@@ -6,7 +6,7 @@ the settings, so every browser session of the process shares one of each (the em
 single-process). Uploads and deletes take the process-wide write lock; searches do not, and the
 client itself serialises its short calls (see :mod:`app.service`).
 
-Uploads run in a background thread of the session (:class:`UploadJob`), so a click anywhere on
+Uploads run in a background thread of the session (:class:`app.uploads.UploadJob`), so a click anywhere on
 the page (which makes Streamlit rerun the script) never interrupts them; the page follows the
 job's progress and offers a Cancel button, which stops the job: files not yet stored are rolled
 back and reported ``cancelled``, stored ones are kept.
@@ -27,27 +27,29 @@ import logging
 import re
 import threading
 import time
-import traceback
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
-from app.errors import connection_error, redact_text, user_errors, user_message
+from app.errors import DETAILS_IN_LOG, log_unexpected, redact_text, user_errors, user_message
 from app.service import SearchService, guard_client, serialize_embedder
+from app.uploads import UploadJob, UploadOutcome, start_upload
 from config import validate_collection_name
 from embedder import DOMAIN_PRESETS
-from retrieval.engine import COSINE_MODES, MAX_QUERY_CHARS, Hit, SearchResult, available_modes
+from retrieval.engine import MAX_QUERY_CHARS, Hit, SearchResult
+from retrieval.modes import available_modes, is_cosine
 
 if TYPE_CHECKING:
     from qdrant_client import QdrantClient
 
     from config import Settings
     from embedder import Embedder
-    from ingest.pipeline import IngestReport, ProgressEvent
-    from ingest.sources import FileResult, SourceFile
-    from store.core import CollectionRecord, DocumentManifest
+    from ingest.report import ProgressEvent
+    from ingest.sources import FileResult
+    from store.manifest import DocumentManifest
+    from store.record import CollectionRecord
 
 logger = logging.getLogger(__name__)
 
@@ -63,8 +65,6 @@ _STATUS_ICON = {
     "cancelled": ":material/cancel:",
     "skipped": ":material/visibility_off:",
 }
-#: Where the details of an unexpected error are.
-_DETAILS = "details are in the server log"
 #: Seconds between two looks at a running upload.
 _POLL_SECONDS = 0.25
 _STOPWORD_TEXT = (
@@ -88,7 +88,7 @@ def _cached_embedder(key: str, _settings: Settings) -> Embedder:
 
 @st.cache_resource(show_spinner=False)
 def _cached_client(key: str, _settings: Settings) -> QdrantClient:
-    from store.core import open_client
+    from store.client import open_client
 
     return guard_client(open_client(_settings), _settings)
 
@@ -125,7 +125,7 @@ def open_service(settings: Settings) -> SearchService | None:
         client = cached_client(settings)
         embedder = cached_embedder(settings)
     except Exception as exc:  # noqa: BLE001 - every failure is one line on the page
-        _log_unexpected(exc)
+        log_unexpected(exc, logger)
         show_error(exc, url=settings.qdrant.url)
         return None
     return SearchService(
@@ -153,15 +153,8 @@ def show_error(exc: BaseException | str, *, url: str | None = None) -> None:
         exc: the error, or a message.
         url: the Qdrant server URL in use (named by connection errors).
     """
-    message = user_message(exc, url=url, details=_DETAILS) if isinstance(exc, BaseException) else exc
+    message = user_message(exc, url=url, details=DETAILS_IN_LOG) if isinstance(exc, BaseException) else exc
     st.error(md_escape(redact_text(message)), icon=":material/error:")
-
-
-def _log_unexpected(exc: BaseException) -> None:
-    """Log an unexpected error's traceback (credentials redacted) for the server log."""
-    if isinstance(exc, USER_ERRORS) or connection_error(exc, None) is not None:
-        return
-    logger.error("unexpected error in the app:\n%s", redact_text("".join(traceback.format_exception(exc))))
 
 
 def query_terms(query: str) -> list[str]:
@@ -257,7 +250,7 @@ def render(service: SearchService) -> None:
     try:
         _render(service)
     except Exception as exc:  # noqa: BLE001 - a page action ends in one line, whatever failed
-        _log_unexpected(exc)
+        log_unexpected(exc, logger)
         show_error(exc, url=service.settings.qdrant.url)
 
 
@@ -307,7 +300,7 @@ def _sidebar(service: SearchService) -> PageState | None:
         st.header("Search settings")
         top_k = st.slider("Results (top-k)", 1, 50, settings.app.top_k, key="top_k")
         mode = _mode_choice(settings.search.mode, record)
-        cosine = mode is None or mode in COSINE_MODES
+        cosine = mode is None or is_cosine(mode)
         threshold = st.slider(
             "Minimum score",
             0.0,
@@ -345,12 +338,7 @@ def _mode_choice(default: str, record: CollectionRecord | None) -> str | None:
 
 def _show_record(service: SearchService, name: str, record: CollectionRecord | None) -> None:
     if record is None:
-        preview = service.new_record(
-            domain=service.settings.instructions.domain,
-            query_instruction=service.settings.instructions.query,
-            document_instruction=service.settings.instructions.document,
-            instructions_enabled=service.settings.instructions.enabled,
-        )
+        preview = service.default_record()
         st.caption(f"{md_code(name)} is created by the first upload, with these instructions:")
         instructions = preview.instructions
         domain = preview.domain
@@ -527,109 +515,6 @@ def _upload_form(service: SearchService, state: PageState) -> None:
     follow_upload(service, job)
 
 
-@dataclass
-class UploadOutcome:
-    """What an upload did, kept in the session so it survives the rerun after the upload."""
-
-    collection: str
-    results: list[FileResult]
-    seconds: float
-    error: str | None = None
-
-
-@dataclass
-class UploadJob:
-    """An upload being ingested in a background thread of the session.
-
-    The thread only calls the service and records progress here; it never touches Streamlit.
-    Set :attr:`cancel` to stop it (files not yet stored are rolled back).
-
-    Attributes:
-        collection: the target collection.
-        sources: the files to ingest.
-        too_big: results of the files refused for their size (never ingested).
-        cancel: set by the Cancel button.
-        done: set when the ingest has ended, whatever the outcome.
-        events: the latest progress event of each file.
-        report: the ingest report, once done (``None`` when it failed).
-        error: the one-line message of the error that ended it, if any.
-        started: ``time.monotonic()`` at the start.
-    """
-
-    collection: str
-    sources: list[SourceFile]
-    too_big: list[FileResult] = field(default_factory=list)
-    cancel: threading.Event = field(default_factory=threading.Event)
-    done: threading.Event = field(default_factory=threading.Event)
-    events: dict[int, ProgressEvent] = field(default_factory=dict)
-    report: IngestReport | None = None
-    error: str | None = None
-    started: float = field(default_factory=time.monotonic)
-
-    def run(self, service: SearchService) -> None:
-        """Ingest the files (call it in the job's thread); errors end up in :attr:`error`."""
-        try:
-            if self.sources:
-                self.report = service.ingest(
-                    self.sources, collection=self.collection, on_progress=self._progress, cancel=self.cancel
-                )
-        except Exception as exc:  # noqa: BLE001 - reported on the page as one line
-            _log_unexpected(exc)
-            self.error = user_message(exc, url=service.settings.qdrant.url, details=_DETAILS)
-        finally:
-            self.done.set()
-
-    def _progress(self, event: ProgressEvent) -> None:
-        self.events[event.file_index] = event
-
-    def outcome(self) -> UploadOutcome:
-        """The outcome to show (call it once :attr:`done` is set)."""
-        report = self.report
-        return UploadOutcome(
-            collection=self.collection,
-            results=self.too_big + (report.files if report is not None else []),
-            seconds=report.seconds if report is not None else time.monotonic() - self.started,
-            error=self.error,
-        )
-
-
-def start_upload(service: SearchService, collection: str, files: Sequence[tuple[str, bytes]]) -> UploadJob:
-    """Start ingesting uploaded files in a background thread.
-
-    Args:
-        service: the service.
-        collection: the target collection.
-        files: ``(uploaded name, bytes)`` pairs. The name only becomes a display name.
-
-    Returns:
-        The running job (already done when no file is small enough to ingest).
-    """
-    from ingest.sources import FileResult, upload_source
-
-    limit_mb = service.settings.app.max_upload_mb
-    job = UploadJob(collection=collection, sources=[])
-    for name, data in files:
-        source = upload_source(name, data)
-        if len(data) > limit_mb * 1024 * 1024:
-            job.too_big.append(
-                FileResult(
-                    path=source.source,
-                    status="failed",
-                    file_name=source.file_name,
-                    source=source.source,
-                    error=f"{len(data) / 1048576:.1f} MB is over the upload limit of {limit_mb} MB "
-                    "(setting app.max_upload_mb)",
-                )
-            )
-        else:
-            job.sources.append(source)
-    if not job.sources:
-        job.done.set()
-        return job
-    threading.Thread(target=job.run, args=(service,), name="instructor-search-upload", daemon=True).start()
-    return job
-
-
 def follow_upload(service: SearchService, job: UploadJob) -> None:
     """Show a running upload's progress, with a Cancel button, until it ends; then rerun the page.
 
@@ -680,25 +565,6 @@ def _draw_progress(bar: Any, event: ProgressEvent) -> None:
         bar.progress(1.0, text=f"{name}: unchanged")
     else:
         bar.progress(1.0, text=f"{name}: {md_escape(str(event.stage))}")
-
-
-def handle_upload(
-    service: SearchService, collection: str, files: Sequence[tuple[str, bytes]]
-) -> UploadOutcome | None:
-    """Ingest uploaded files and wait for the outcome (no page output; for scripts and tests).
-
-    Args:
-        service: the service.
-        collection: the target collection.
-        files: ``(uploaded name, bytes)`` pairs. The name only becomes a display name.
-
-    Returns:
-        The outcome, or ``None`` when the ingest could not run (:attr:`UploadOutcome.error`
-        of :meth:`UploadJob.outcome` says why).
-    """
-    job = start_upload(service, collection, files)
-    job.done.wait()
-    return None if job.error is not None else job.outcome()
 
 
 @contextlib.contextmanager

@@ -15,15 +15,16 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any
 
+from app.cli import print_json
 from app.errors import AppError
 from config import display, validate_collection_name
 
 if TYPE_CHECKING:
-    from qdrant_client import QdrantClient
-
+    from app.service import CollectionSummary, SearchService
     from config import Settings
-    from ingest.pipeline import IngestReport, ProgressEvent
-    from store.core import VectorStore
+    from ingest.report import IngestReport, ProgressEvent
+    from store.manifest import DocumentManifest
+    from store.record import CollectionRecord
 
 
 def register(subparsers: Any) -> None:
@@ -82,24 +83,6 @@ def register(subparsers: Any) -> None:
             parser.add_argument("--yes", action="store_true", help="drop without asking")
         parser.add_argument("--json", action="store_true", help="machine-readable output")
         parser.set_defaults(handler=run_collections, name=None, yes=False)
-
-
-def _print_json(data: Any) -> None:
-    from app.cli import print_json
-
-    print_json(data)
-
-
-def _open_store(settings: Settings, collection: str | None = None) -> tuple[QdrantClient, VectorStore]:
-    from store.core import VectorStore, open_client
-
-    name = validate_collection_name(collection) if collection is not None else settings.qdrant.collection
-    client = open_client(settings)
-    try:
-        return client, VectorStore(client, name, local=settings.qdrant_mode != "server")
-    except BaseException:
-        client.close()
-        raise
 
 
 # -- ingest ------------------------------------------------------------------------------------------
@@ -163,35 +146,20 @@ def _print_report(report: IngestReport) -> None:
 
 def run_ingest(args: argparse.Namespace, settings: Settings) -> int:
     """Ingest the given paths; exit status 1 if any file failed."""
-    from ingest.pipeline import IngestReport, ingest_files
+    from app.service import SearchService  # qdrant-client and the model stack: not for --help
     from ingest.sources import discover
 
     sources, failures = discover(args.paths, recursive=args.recursive)
-    client, store = _open_store(settings)
-    try:
-        if sources:
-            from embedder import make_embedder
-
-            embedder = make_embedder(settings)
-            bars = _ProgressBars(len(sources), enabled=not args.no_progress)
-            try:
-                report = ingest_files(
-                    sources,
-                    settings=settings,
-                    embedder=embedder,
-                    store=store,
-                    password=args.password,
-                    on_progress=bars,
-                )
-            finally:
-                bars.close()
-        else:
-            report = IngestReport(files=[], points=store.count(), collection=store.collection)
-    finally:
-        client.close()
+    with SearchService.open(settings) as service:
+        bars = _ProgressBars(len(sources), enabled=not args.no_progress and bool(sources))
+        try:
+            # The settings' instructions: a collection recorded with others is refused.
+            report = service.ingest(sources, password=args.password, on_progress=bars, follow_record=False)
+        finally:
+            bars.close()
     report.files = [*failures, *report.files]  # paths that could not be used, then the files
     if args.json:
-        _print_json(report.to_json())
+        print_json(report.to_json())
     else:
         _print_report(report)
     return 1 if report.failed else 0
@@ -202,39 +170,42 @@ def run_ingest(args: argparse.Namespace, settings: Settings) -> int:
 
 def run_documents(args: argparse.Namespace, settings: Settings) -> int:
     """List or delete stored documents."""
-    client, store = _open_store(settings)
-    try:
+    from app.service import SearchService
+
+    with SearchService.open(settings) as service:
         if args.action == "list":
-            _list_documents(store, as_json=args.json)
+            _print_documents(
+                service.store().collection, service.documents(), service.count(), as_json=args.json
+            )
             return 0
-        manifest = store.find_document(args.source)
-        removed = store.delete_document(manifest.source)
-        if args.json:
-            _print_json({"deleted": manifest.source, "chunks": removed, "points": store.count()})
-        else:
-            print(f"deleted {display(manifest.source)} ({removed} chunks); {store.count()} points left")
-        return 0
-    finally:
-        client.close()
+        manifest = service.find_document(args.source)
+        removed = service.delete_document(manifest.source)
+        points = service.count()
+    if args.json:
+        print_json({"deleted": manifest.source, "chunks": removed, "points": points})
+    else:
+        print(f"deleted {display(manifest.source)} ({removed} chunks); {points} points left")
+    return 0
 
 
-def _list_documents(store: VectorStore, *, as_json: bool) -> None:
-    documents = store.documents()
+def _print_documents(
+    collection: str, documents: list[DocumentManifest], points: int, *, as_json: bool
+) -> None:
     if as_json:
-        _print_json(
+        print_json(
             {
-                "collection": store.collection,
-                "points": store.count(),
+                "collection": collection,
+                "points": points,
                 "documents": [doc.model_dump(mode="json") for doc in documents],
             }
         )
     elif not documents:
-        print(f"collection {store.collection!r} has no documents")
+        print(f"collection {collection!r} has no documents")
     else:
         for doc in documents:
             pages = "text" if doc.pages is None else f"{doc.pages} page" + ("s" if doc.pages != 1 else "")
             print(f"{doc.chunks:>6} chunks  {pages:<10} {doc.ingested_at}  {display(doc.source)}")
-        print(f"{len(documents)} documents, {store.count()} points in {store.collection!r}")
+        print(f"{len(documents)} documents, {points} points in {collection!r}")
 
 
 # -- collections ---------------------------------------------------------------------------------------
@@ -242,97 +213,72 @@ def _list_documents(store: VectorStore, *, as_json: bool) -> None:
 
 def run_collections(args: argparse.Namespace, settings: Settings) -> int:
     """List, describe, create or drop collections."""
-    if args.action == "create":
-        return _create_collection(args, settings)
-    client, store = _open_store(settings, args.name)
-    try:
-        if args.action == "list":
-            _list_collections(client, local=store.local, as_json=args.json)
-        elif args.action == "info":
-            record = store.require_record()
-            info = {
-                "name": store.collection,
-                "points": store.count(),
-                "documents": len(store.documents()),
-                "record": record.model_dump(mode="json"),
-            }
-            _print_json(info)
-        else:
-            _drop_collection(store, yes=args.yes, as_json=args.json)
-        return 0
-    finally:
-        client.close()
-
-
-def _create_collection(args: argparse.Namespace, settings: Settings) -> int:
     from app.service import SearchService
 
-    service = SearchService.open(settings)
-    try:
-        instructions = settings.instructions
-        record = service.create_collection(
-            args.name,
-            service.new_record(
-                domain=instructions.domain,
-                query_instruction=instructions.query,
-                document_instruction=instructions.document,
-                instructions_enabled=instructions.enabled,
-            ),
-        )
-    finally:
-        service.close()
-    name = validate_collection_name(args.name)
-    if args.json:
-        _print_json({"created": name, "record": record.model_dump(mode="json")})
-    else:
-        print(f"created collection {name!r} ({record.model}, domain {record.domain or '(general)'!r})")
+    name = validate_collection_name(args.name) if args.name is not None else None  # before opening
+    with SearchService.open(settings) as service:
+        if args.action == "list":
+            _print_collections(service.collection_summaries(), as_json=args.json)
+        elif args.action == "info":
+            info = service.collection_info(name)
+            print_json(
+                {
+                    "name": info.name,
+                    "points": info.points,
+                    "documents": info.documents,
+                    "record": info.record.model_dump(mode="json"),
+                }
+            )
+        elif args.action == "create":
+            record = service.create_collection(args.name)
+            _print_created(validate_collection_name(args.name), record, as_json=args.json)
+        else:
+            _drop(service, name, yes=args.yes, as_json=args.json)
     return 0
 
 
-def _list_collections(client: QdrantClient, *, local: bool, as_json: bool) -> None:
-    from store.core import VectorStore, list_collections
-    from store.errors import StoreError
-
-    rows: list[dict[str, Any]] = []
-    for name in list_collections(client):
-        other = VectorStore(client, name, local=local)
-        try:
-            record = other.read_record()
-        except StoreError as exc:  # a collection of another tool: list it without a record
-            rows.append({"name": name, "points": other.count(), "error": str(exc)})
-            continue
-        rows.append(
-            {
-                "name": name,
-                "points": other.count(),
-                "documents": len(other.documents()),
-                "model": record.model if record else None,
-                "domain": record.domain if record else None,
-            }
-        )
+def _print_created(name: str, record: CollectionRecord, *, as_json: bool) -> None:
     if as_json:
-        _print_json({"collections": rows})
+        print_json({"created": name, "record": record.model_dump(mode="json")})
+    else:
+        print(f"created collection {name!r} ({record.model}, domain {record.domain or '(general)'!r})")
+
+
+def _print_collections(rows: list[CollectionSummary], *, as_json: bool) -> None:
+    if as_json:
+        print_json({"collections": [_row_json(row) for row in rows]})
     elif not rows:
         print("no collections yet (create one with: instructor-search ingest PATH)")
     else:
         for row in rows:
-            detail = f"model {row['model']}" if row.get("model") else str(row.get("error", ""))
-            print(f"{display(row['name']):<30} {row['points']:>8} points  {display(detail)}")
+            detail = f"model {row.model}" if row.model else str(row.error or "")
+            print(f"{display(row.name):<30} {row.points:>8} points  {display(detail)}")
 
 
-def _drop_collection(store: VectorStore, *, yes: bool, as_json: bool) -> None:
-    if not store.exists():
-        raise AppError(
-            f"collection {store.collection!r} does not exist (see: instructor-search collections list)"
-        )
-    if not yes and not _confirm(f"drop collection {store.collection!r} ({store.count()} points)?"):
-        raise AppError(f"not dropped; pass --yes to drop {store.collection!r} without asking")
-    points = store.count()
-    store.drop()
+def _row_json(row: CollectionSummary) -> dict[str, Any]:
+    if row.error is not None:
+        return {"name": row.name, "points": row.points, "error": row.error}
+    return {
+        "name": row.name,
+        "points": row.points,
+        "documents": row.documents,
+        "model": row.model,
+        "domain": row.domain,
+    }
+
+
+def _drop(service: SearchService, name: str | None, *, yes: bool, as_json: bool) -> None:
+    def confirm(collection: str, points: int) -> bool:
+        return yes or _confirm(f"drop collection {collection!r} ({points} points)?")
+
+    collection = service.store(name).collection
+    points = service.drop_collection(name, confirm=confirm)
+    if points is None:
+        raise AppError(f"not dropped; pass --yes to drop {collection!r} without asking")
     if as_json:
-        _print_json({"dropped": store.collection, "points": points})
+        print_json({"dropped": collection, "points": points})
     else:
-        print(f"dropped collection {store.collection!r} ({points} points)")
+        print(f"dropped collection {collection!r} ({points} points)")
 
 
 def _confirm(question: str) -> bool:

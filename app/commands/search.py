@@ -9,9 +9,11 @@ from __future__ import annotations
 import argparse
 import textwrap
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, get_args
+from typing import TYPE_CHECKING, Any
 
-from config import RetrievalMode, display
+from app.cli import print_json
+from config import display
+from retrieval.modes import MODES
 
 if TYPE_CHECKING:
     from config import Settings
@@ -39,7 +41,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--domain", metavar="DOMAIN", help="only chunks ingested with this domain")
     parser.add_argument(
         "--mode",
-        choices=list(get_args(RetrievalMode)),
+        choices=list(MODES),
         default=None,
         help="retrieval mode: dense, sparse (BM25), hybrid (both fused), sentences, keywords, questions, "
         "or a fusion (default: the search.mode setting)",
@@ -88,31 +90,17 @@ def format_result(result: SearchResult, *, width: int = 100) -> str:
 
 def run_search(args: argparse.Namespace, settings: Settings) -> int:
     """Run a search and print the hits."""
-    from app.cli import print_json
-    from embedder import make_embedder
-    from retrieval.engine import options_from, search, validate_query
-    from store.core import VectorStore, open_client
+    from app.service import search_once  # qdrant-client and the model stack: not for --help
 
-    validate_query(args.query)  # before opening the store or loading the model
-    client = open_client(settings)
-    try:
-        store = VectorStore(client, settings.qdrant.collection, local=settings.qdrant_mode != "server")
-        store.require_record()  # a missing collection is reported before the model loads
-        embedder = make_embedder(settings, purpose="query")
-        result = search(
-            args.query,
-            store=store,
-            embedder=embedder,
-            top_k=args.top_k if args.top_k is not None else settings.app.top_k,
-            score_threshold=args.threshold,
-            documents=document_filter(args.document),
-            domain=args.domain,
-            mode=args.mode or settings.search.mode,
-            fallback=args.mode is None,  # the default mode falls back to dense in older collections
-            **options_from(settings.search),
-        )
-    finally:
-        client.close()
+    result = search_once(
+        settings,
+        args.query,
+        top_k=args.top_k,
+        score_threshold=args.threshold,
+        documents=document_filter(args.document),
+        domain=args.domain,
+        mode=args.mode,  # None: search.mode, which falls back to dense in older collections
+    )
     if args.json:
         print_json(result.to_json())
     else:

@@ -3,7 +3,8 @@
 ``instructor-search serve [--port 8501] [--address 127.0.0.1] [--no-sample] [--dev]``
 
 1. If the default collection has no documents (and ``app.sample_corpus`` is on), ingest the
-   sample corpus that ships with the project (``ingest/sample_corpus/*.pdf``).
+   sample corpus that ships with the project (``ingest/sample_corpus/*.pdf``;
+   :func:`app.service.ensure_sample_corpus`).
 2. Close the Qdrant client (the embedded store is single-process: the app must be the only
    process holding it), print the URL, and replace this process with
    ``streamlit run streamlit_app.py``, passing the effective settings on in the environment.
@@ -21,7 +22,7 @@ import ipaddress
 import os
 import socket
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,8 +31,6 @@ from config import ENV_PREFIX
 
 if TYPE_CHECKING:
     from config import Settings
-    from embedder import Embedder
-    from ingest.pipeline import IngestReport
 
 #: The Streamlit script, next to the ``app`` package in the project folder.
 APP_SCRIPT = Path(__file__).resolve().parents[2] / "streamlit_app.py"
@@ -54,60 +53,6 @@ def register(subparsers: Any) -> None:
         "--dev", action="store_true", help="watch the source files and offer to rerun on a change (slow)"
     )
     parser.set_defaults(handler=run_serve)
-
-
-def ensure_sample_corpus(
-    settings: Settings,
-    *,
-    embedder: Embedder | None = None,
-    echo: Callable[[str], None] = print,
-) -> IngestReport | None:
-    """Ingest the sample corpus into the default collection if that collection has no documents.
-
-    Args:
-        settings: the settings (store location, default collection, model).
-        embedder: an already loaded embedder (loaded from the settings when needed otherwise).
-        echo: where progress lines go.
-
-    Returns:
-        The ingest report, or ``None`` when nothing was done (the collection has documents, the
-        sample corpus is switched off, or the store is in memory and would not outlive this process).
-
-    Raises:
-        IngestError: the store cannot be opened, or the collection was built with another model.
-    """
-    from ingest.sample_corpus import sample_files
-    from ingest.pipeline import ingest_files
-    from store.core import VectorStore, open_client
-
-    if not settings.app.sample_corpus or settings.qdrant_mode == "memory":
-        return None
-    client = open_client(settings)
-    try:
-        store = VectorStore(client, settings.qdrant.collection, local=settings.qdrant_mode != "server")
-        if store.documents():
-            return None
-        files = sample_files()
-        if not files:
-            echo("the sample corpus is missing (ingest/sample_corpus/*.pdf); starting with an empty collection")
-            return None
-        if embedder is None:
-            from embedder import make_embedder
-
-            echo(f"loading the model {settings.model.name!r} ...")
-            embedder = make_embedder(settings)
-        echo(
-            f"collection {store.collection!r} is empty: indexing the sample corpus "
-            f"({len(files)} PDFs) with {embedder.model_id} ..."
-        )
-        report = ingest_files(files, settings=settings, embedder=embedder, store=store)
-        for result in report.files:
-            detail = f"{result.chunks} chunks" if result.status != "failed" else f"failed: {result.error}"
-            echo(f"  {result.status:<9} {result.file_name}  ({detail})")
-        echo(f"indexed {report.chunks_embedded} chunks in {report.seconds:.1f} s")
-        return report
-    finally:
-        client.close()
 
 
 def child_environment(settings: Settings, base: Mapping[str, str]) -> dict[str, str]:
@@ -248,7 +193,9 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     check_port(args.address, args.port)
     if not args.no_sample:
-        ensure_sample_corpus(settings)
+        from app.service import ensure_sample_corpus  # qdrant-client and the model stack: not for --help
+
+        ensure_sample_corpus(settings, echo=print)
     command = streamlit_command(settings, port=args.port, address=args.address, dev=args.dev)
     print(f"\ninstructor-search is starting at {app_url(args.address, args.port)}  (Ctrl+C stops it)\n")
     sys.stdout.flush()

@@ -19,7 +19,7 @@ from test_app_ui import APP, TIMEOUT, _all_text, _app, _fresh_resources, _texts,
 from app.service import SearchService, serialize_embedder
 from config import InvalidNameError, Settings, load_settings
 from embedder import FakeEmbedder
-from ingest.pipeline import ProgressEvent
+from ingest.report import ProgressEvent
 from ingest.sources import upload_source
 
 __all__ = ["_fresh_resources", "data_dir"]  # fixtures used here
@@ -180,7 +180,7 @@ def test_upload_waits_for_the_write_lock_and_cancelling_releases_it(service: Sea
     thread_a.start()
     assert inside.wait(30)
 
-    from app.ui import start_upload
+    from app.uploads import start_upload
 
     job_b = start_upload(service, "documents", _texts_files("b1.txt"))
     assert not job_b.done.wait(0.5)  # waiting for A
@@ -198,7 +198,7 @@ def test_upload_waits_for_the_write_lock_and_cancelling_releases_it(service: Sea
 
 
 def test_cancel_while_waiting_for_the_lock(service: SearchService) -> None:
-    from app.ui import start_upload
+    from app.uploads import start_upload
 
     with service.write_lock:  # another session's upload or delete
         job = start_upload(service, "documents", _texts_files("x.txt", "y.txt"))

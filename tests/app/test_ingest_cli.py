@@ -18,7 +18,8 @@ from app.cli import main
 from config import load_settings
 from embedder import FakeEmbedder
 from ingest import discover, ingest_files
-from store.core import VectorStore, open_client
+from store.client import open_client
+from store.core import VectorStore
 
 ROOT = Path(__file__).resolve().parents[2]
 

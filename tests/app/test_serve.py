@@ -15,11 +15,10 @@ from app.commands.serve import (
     app_url,
     check_port,
     child_environment,
-    ensure_sample_corpus,
     streamlit_command,
 )
 from app.errors import AppError
-from app.service import SearchService
+from app.service import SearchService, ensure_sample_corpus
 from config import Settings, load_settings
 from ingest.sample_corpus import SAMPLE_PREFIX, sample_files, sample_paths
 from ingest.sources import upload_source
