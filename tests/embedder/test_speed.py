@@ -20,7 +20,8 @@ from embedder.base import Vectors, unwrap
 from embedder.cache import CachedEmbedder, EmbeddingCache, text_key
 from embedder.runtime import RuntimeUnavailableError, export_folder
 from ingest import discover, ingest_files
-from store.core import VectorStore, open_client
+from store.client import open_client
+from store.core import VectorStore
 
 FIXTURE_MODEL = Path(__file__).resolve().parents[1] / "fixtures" / "tiny-instructor" / "model"
 DOC = "Represent the document for retrieval:"
@@ -228,7 +229,7 @@ def test_length_sorted_batches_keep_every_chunk_once_in_its_file(tmp_path: Path,
             p["page_content"] for p in stored if p["metadata"]["source"] == meta["source"]
         )
     # Batches span files, are cut from windows sorted by tokens, and pad little.
-    from ingest.pipeline import MAX_PADDING, MIN_BATCH
+    from ingest.batching import MAX_PADDING, MIN_BATCH
 
     window = settings.model.batch_size * settings.model.sort_window
     calls = inner.calls
