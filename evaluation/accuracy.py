@@ -75,7 +75,7 @@ def measure_accuracy(
         One dict per runtime, ``torch`` first.
     """
     from embedder import make_embedder
-    from store.core import expected_record
+    from store.record import expected_record
 
     results: list[dict[str, Any]] = []
     reference: tuple[np.ndarray, np.ndarray] | None = None

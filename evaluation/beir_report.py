@@ -42,7 +42,7 @@ Entry = Mapping[str, Any]
 
 def _searched_representations(data: Mapping[str, Any]) -> list[str]:
     """The recorded representations the run's mode searches (``all``: every one the collection has)."""
-    # retrieval.engine loads qdrant-client; this module is imported by every CLI start (via record).
+    # retrieval.modes loads qdrant-client; this module is imported by every CLI start (via record).
     from retrieval.modes import MODES
 
     recorded = data.get("representations") or {}

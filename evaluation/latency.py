@@ -24,19 +24,25 @@ from config import Settings, override
 from evaluation.errors import EvaluationError
 from ingest.extract import extract_text
 from ingest.sample_corpus import sample_paths
-from representations.core import SPARSE_VECTOR, SparseEncoder, with_sparse_avg_length
-
-# The manifest check search() makes; private in retrieval.engine until it gets a public name (issue 12, engineer A).
-from retrieval.engine import _committed_hashes, search
+from representations.dense import DENSE_VECTOR
+from representations.records import with_sparse_avg_length
+from representations.sparse import SPARSE_VECTOR, SparseEncoder
+from retrieval.engine import search
 from retrieval.local_index import LocalIndex, acquire, invalidate
-from store.core import (
-    DENSE_VECTOR,
-    CollectionRecord,
-    DocumentManifest,
-    VectorStore,
-    expected_record,
-    open_client,
+from store.client import open_client
+from store.core import VectorStore
+from store.manifest import DocumentManifest
+from store.payload import (
+    CHUNK_INDEX,
+    CONTENT_KEY,
+    FILE_NAME,
+    FILE_SHA256,
+    METADATA_KEY,
+    PAGE,
+    SOURCE,
+    metadata_of,
 )
+from store.record import CollectionRecord, expected_record
 
 if TYPE_CHECKING:
     from embedder import Embedder
@@ -139,13 +145,13 @@ def fill_store(
                     else vectors[i].tolist()
                 ),
                 payload={
-                    "page_content": texts[int(rows[i])],
-                    "metadata": {
-                        "source": f"bench:{int(rows[i])}",
-                        "file_name": f"passage-{int(rows[i])}.txt",
-                        "file_sha256": "bench",
-                        "page": None,
-                        "chunk_index": (written + i) // len(base),
+                    CONTENT_KEY: texts[int(rows[i])],
+                    METADATA_KEY: {
+                        SOURCE: f"bench:{int(rows[i])}",
+                        FILE_NAME: f"passage-{int(rows[i])}.txt",
+                        FILE_SHA256: "bench",
+                        PAGE: None,
+                        CHUNK_INDEX: (written + i) // len(base),
                     },
                 },
             )
@@ -315,7 +321,7 @@ def _time_qdrant_scan(store: VectorStore, vectors: Sequence[np.ndarray]) -> tupl
             store.collection, query=vector.tolist(), limit=20, with_payload=True
         )
         searched.append((time.perf_counter() - started) * 1000)
-        sources = {(p.payload or {}).get("metadata", {}).get("source") for p in response.points}
+        sources = {metadata_of(p.payload).get(SOURCE) for p in response.points}
         checked.append(_time_ms(_committed, store, {s for s in sources if isinstance(s, str)}))
     return statistics.median(searched), statistics.median(checked)
 
@@ -331,4 +337,4 @@ def _rebuilt_index(client: Any, collection: str) -> LocalIndex:
 
 def _committed(store: VectorStore, sources: set[str]) -> dict[str, str]:
     """The manifest check :func:`retrieval.engine.search` makes for a page of hits."""
-    return _committed_hashes(store, sources)
+    return store.manifests.committed_hashes(sources)

@@ -20,9 +20,13 @@ from typing import TYPE_CHECKING, Any, Literal
 from config import SearchSettings, Settings, override
 from evaluation.beir import BeirDataset, BeirDocument, evaluate_run
 from evaluation.errors import EvaluationError
-from ingest.pipeline import SourceFile, file_sha256, ingest_files
-from retrieval.engine import MODES, options_from, search
-from store.core import CollectionRecord, VectorStore, expected_record, open_client
+from ingest.pipeline import ingest_files
+from ingest.sources import SourceFile, file_sha256
+from retrieval.engine import options_from, search
+from retrieval.modes import MODES
+from store.client import open_client
+from store.core import VectorStore, store_for
+from store.record import CollectionRecord, expected_record
 
 if TYPE_CHECKING:
     from embedder import Embedder
@@ -390,7 +394,7 @@ def run_beir(
         run_settings = _run_settings(settings, instructions, corpus_format, str(location), collection)
         client = open_client(run_settings)
         try:
-            store = VectorStore(client, collection, local=True)
+            store = store_for(run_settings, collection, client=client)
             expected = expected_record(run_settings, embedder)  # before the timings (it may load the model)
             ingested = _ingest_corpus(
                 store,

@@ -38,7 +38,7 @@ from config import override
 if TYPE_CHECKING:
     from config import Settings
     from embedder import Embedder
-    from ingest.pipeline import IngestReport
+    from ingest.report import IngestReport
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_TEXTS = REPO / "scripts" / "sample_texts"
@@ -135,7 +135,10 @@ def ingest_folder(
     """Ingest files into the ``bench`` collection of the settings' store; returns the report and stored texts."""
     from evaluation.errors import EvaluationError
     from ingest import discover, ingest_files
-    from store.core import VectorStore, open_client, scroll_pages
+    from store.client import open_client
+    from store.core import store_for
+    from store.payload import CHUNK_INDEX, CONTENT_KEY, SOURCE, metadata_of
+    from store.points import scroll_pages
 
     sources, results = discover(list(paths))
     failures = [result for result in results if result.status == "failed"]  # hidden files: "skipped"
@@ -143,15 +146,15 @@ def ingest_folder(
         raise EvaluationError(f"benchmark corpus problem: {failures}")
     client = open_client(settings)
     try:
-        store = VectorStore(client, "bench")
+        store = store_for(settings, "bench", client=client)
         report = ingest_files(sources, settings=settings, embedder=embedder, store=store)
         if report.failed:
             raise EvaluationError(f"ingest failed: {[f for f in report.files if f.status == 'failed']}")
         records = [r for page in scroll_pages(client, "bench", payload=True, limit=512) for r in page]
     finally:
         client.close()
-    records.sort(key=lambda r: (r.payload["metadata"]["source"], r.payload["metadata"]["chunk_index"]))
-    return report, [r.payload["page_content"] for r in records]
+    records.sort(key=lambda r: (metadata_of(r.payload)[SOURCE], metadata_of(r.payload)[CHUNK_INDEX]))
+    return report, [r.payload[CONTENT_KEY] for r in records]
 
 
 def raw_encode(embedder: Embedder, texts: list[str], instruction: str | None, batch_size: int) -> None:
@@ -258,7 +261,7 @@ def measure_throughput(
     """
     from embedder import make_embedder
     from embedder.base import unwrap
-    from store.core import expected_record
+    from store.record import expected_record
 
     settings = bench_settings(base, tmp / f"warm-{runtime}", runtime=runtime)
     embedder = make_embedder(settings, cache=False)

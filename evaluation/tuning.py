@@ -40,7 +40,7 @@ class TuneConfig:
     @property
     def fused(self) -> bool:
         """Whether the mode fuses several rankings (so the fusion settings apply)."""
-        from retrieval.engine import MODES
+        from retrieval.modes import MODES
 
         return len(MODES.get(self.mode, ())) != 1
 

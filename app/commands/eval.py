@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any
 
-from config import RetrievalMode, Settings, override
+from config import Settings, override
 from evaluation.errors import EvaluationError
 from evaluation.record import DOCS, save_result
+from retrieval.modes import MODES
 
 #: The standard suite of `make eval`, on the shared data folder.
 SHARED = Path("..") / "shared" / "data"
@@ -77,7 +78,7 @@ def _add_beir_arguments(beir: argparse.ArgumentParser) -> None:
     beir.add_argument("--store", metavar="DIR", help="keep the embedded collection here and reuse it")
     beir.add_argument(
         "--mode",
-        choices=list(get_args(RetrievalMode)),
+        choices=list(MODES),
         default=None,
         help="retrieval mode of the searches (default: the search.mode setting)",
     )
