@@ -7,6 +7,7 @@ import os
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pdfgen import TOPICS, encrypted_pdf_bytes, image_only_pdf_bytes, long_text, pdf_bytes, write_pdf
@@ -417,9 +418,25 @@ def test_delete_after_an_interrupted_run_repairs_first(
     tmp_path: Path, settings: Settings, store: VectorStore
 ) -> None:
     paths = [write_pdf(tmp_path / f"{i}.pdf", [f"File {i}.\n\n" + long_text("bread", 3)]) for i in range(6)]
+    written = threading.Event()
+    upsert = store.upsert_chunks
+
+    def upsert_and_tell(points: Any, **kwargs: Any) -> None:
+        upsert(points, **kwargs)
+        written.set()
+
+    class FailingAfterAWrite(FailingEmbedder):
+        """Fails on its second batch once the first is written (the writer thread may lag)."""
+
+        def embed(self, texts: Sequence[str], instruction: str | None, **kwargs: Any) -> Vectors:
+            if self.batches == 1:
+                assert written.wait(30), "the first batch was never written"
+            return super().embed(texts, instruction, **kwargs)
+
     with pytest.MonkeyPatch.context() as patch, pytest.raises(InputError):
         patch.setattr(store, "repair", lambda force=False: 0)  # no rollback: as if the process died
-        _ingest(paths, settings, store, FailingEmbedder())
+        patch.setattr(store, "upsert_chunks", upsert_and_tell)
+        _ingest(paths, settings, store, FailingAfterAWrite())
     committed = store.documents()
     orphans = store.count(pending=True) - sum(m.chunks for m in committed)
     assert orphans > 0 and store.write_interrupted()
