@@ -35,6 +35,8 @@ class BatchQueue(Generic[T]):
         self.sort_window = sort_window
         self.tokens = tokens
         self._items: deque[T] = deque()
+        #: The window whose batches are being handed out, in arrival order (before sorting).
+        self.window: list[T] = []
 
     def extend(self, items: Iterable[T]) -> None:
         """Queue items (in arrival order)."""
@@ -49,6 +51,7 @@ class BatchQueue(Generic[T]):
         window = batch_size * self.sort_window
         while len(self._items) >= window or (final and self._items):
             taken = [self._items.popleft() for _ in range(min(window, len(self._items)))]
+            self.window = list(taken)
             if self.sort_window == 1:
                 yield from (taken[start : start + batch_size] for start in range(0, len(taken), batch_size))
             else:

@@ -206,7 +206,8 @@ class _Run:
         vectors = self.embedder.embed(
             texts, self.record.instruction_set.document, batch_size=self.settings.model.batch_size
         )
-        points = chunk_points(batch, vectors, self.representations(texts), self.record.domain)
+        builder = self.builder or self.representations([item.chunk.text for item in self.queue.window])
+        points = chunk_points(batch, vectors, builder, self.record.domain)
         self.chunks_embedded += len(batch)
         touched: dict[int, OpenFile] = {}
         for item in batch:
@@ -223,7 +224,10 @@ class _Run:
         """The builder of the collection's extra representations (created on first use).
 
         A new collection whose sparse vectors have no recorded average length gets one
-        estimated from the first batch (``texts``), recorded before any sparse vector is stored.
+        estimated from ``texts``, recorded before any sparse vector is stored. The caller passes
+        the first window of queued chunks in arrival order (up to ``model.batch_size`` x
+        ``model.sort_window`` of them), not the first batch: length sorting makes that batch the
+        window's shortest chunks, and BM25 needs the corpus's mean length.
         """
         if self.builder is None:
             reps = with_sparse_avg_length(self.record.representations, texts)

@@ -19,6 +19,7 @@ from embedder.base import Vectors
 from embedder.errors import InputError
 from ingest import ProgressEvent, SourceFile, discover, ingest_files, upload_source
 from ingest.sources import file_sha256
+from representations.sparse import SparseEncoder
 from store.client import open_client
 from store.core import VectorStore
 from store.errors import CollectionMismatchError
@@ -444,3 +445,32 @@ def test_delete_after_an_interrupted_run_repairs_first(
     assert removed == committed[0].chunks
     assert not store.write_interrupted()
     assert store.count() == sum(m.chunks for m in committed[1:])
+
+
+def test_bm25_average_length_is_the_first_windows_mean_not_its_shortest_batch(tmp_path: Path) -> None:
+    """Length-sorted batching hands out the shortest chunks first; BM25 needs the corpus's mean length."""
+    settings = load_settings(
+        data_dir=str(tmp_path / "data"),
+        model={"backend": "fake", "batch_size": 2, "sort_window": 4},  # windows of 8 chunks
+    )
+    words = ["river", "stone", "light", "forest", "harbour", "meadow", "lantern", "orchard"]
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    texts = []
+    for i in range(8):  # one chunk each, from 2 to 72 terms, long and short interleaved
+        count = 2 + (i * 37) % 71
+        texts.append(" ".join(words[(i + k) % len(words)] for k in range(count)) + ".")
+        (folder / f"{i}.txt").write_text(texts[-1])
+    client = open_client(settings)
+    try:
+        store = VectorStore(client, settings.qdrant.collection)
+        report = _ingest([folder], settings, store)
+        assert report.counts()["ingested"] == 8 and store.count() == 8
+        sparse = store.require_record().representations.sparse
+        assert sparse is not None
+        encoder = SparseEncoder()
+        assert sparse.avg_length == round(encoder.estimate_avg_length(texts), 2)
+        shortest = sorted(texts, key=lambda text: len(encoder.terms(text)))[:2]
+        assert sparse.avg_length > 3 * encoder.estimate_avg_length(shortest)  # what the first batch gave
+    finally:
+        client.close()
