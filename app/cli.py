@@ -23,8 +23,8 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from typing import Any, get_args
 
-from app.errors import AppError, redact_text, user_message
-from config import Runtime, Settings, display, load_settings, validate_collection_name
+from app.errors import AppError, user_message
+from config import Runtime, Settings, display, load_settings, redact_text, validate_collection_name
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 

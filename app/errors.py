@@ -10,31 +10,14 @@ replaced by ``***`` and control characters are escaped, so a message can be prin
 from __future__ import annotations
 
 import logging
-import re
 import traceback
 from collections.abc import Iterator
 
-from config.names import display, redact_url
+from config.names import display, redact_text
 
 
 class AppError(Exception):
     """Base class of every error raised by :mod:`app`."""
-
-
-#: ``scheme://user:password@`` (up to the last ``@`` before the path): the part to hide.
-_URL_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^\s/'\"]*@")
-
-
-def redact_text(text: str) -> str:
-    """``text`` with the user name and password of every URL inside it replaced by ``***``.
-
-    Args:
-        text: a message, a log line or a traceback.
-
-    Returns:
-        The text; ``http://admin:SECRET@host`` becomes ``http://***@host``.
-    """
-    return _URL_CREDENTIALS.sub(r"\1***@", text)
 
 
 def one_line(text: str) -> str:
@@ -93,7 +76,7 @@ def connection_error(exc: BaseException, url: str | None) -> Exception | None:
         reason = _transport_error(cause)
         if reason is None:
             continue
-        where = f"the Qdrant server at {redact_url(url)}" if url else "the Qdrant server"
+        where = f"the Qdrant server at {redact_text(url)}" if url else "the Qdrant server"
         if reason.startswith("it answered"):
             fix = (
                 "check the URL and the API key (--qdrant-url, --qdrant-api-key, INSTRUCTOR_SEARCH_QDRANT__*)"

@@ -33,10 +33,10 @@ from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
-from app.errors import DETAILS_IN_LOG, log_unexpected, redact_text, user_errors, user_message
+from app.errors import DETAILS_IN_LOG, log_unexpected, user_errors, user_message
 from app.service import SearchService, guard_client, serialize_embedder
 from app.uploads import UploadJob, UploadOutcome, start_upload
-from config import validate_collection_name
+from config import redact_text, validate_collection_name
 from embedder import DOMAIN_PRESETS
 from retrieval.engine import MAX_QUERY_CHARS, Hit, SearchResult
 from retrieval.modes import available_modes, is_cosine

@@ -8,7 +8,7 @@ from config.names import (
     InvalidNameError,
     display,
     is_internal_collection,
-    redact_url,
+    redact_text,
     validate_collection_name,
 )
 from config.overrides import override
@@ -50,6 +50,6 @@ __all__ = [
     "is_internal_collection",
     "load_settings",
     "override",
-    "redact_url",
+    "redact_text",
     "validate_collection_name",
 ]

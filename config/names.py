@@ -2,13 +2,13 @@
 
 One validator for collection names serves the CLI, the app and the Python API
 (:func:`validate_collection_name`); :func:`display` escapes what a terminal or page would
-otherwise interpret; :func:`redact_url` hides credentials inside a URL before it is printed.
+otherwise interpret; :func:`redact_text` hides the credentials of any URL in a text before it is printed.
 """
 
 from __future__ import annotations
 
+import re
 import unicodedata
-from urllib.parse import urlsplit, urlunsplit
 
 from config.errors import ConfigError
 
@@ -102,20 +102,21 @@ def display(text: str) -> str:
     return "".join(out)
 
 
-def redact_url(url: str) -> str:
-    """``url`` with any user name and password inside it replaced by ``***``.
+#: ``scheme://user:password@`` (up to the last ``@`` before the path): the part to hide.
+_URL_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^\s/'\"]*@")
 
-    ``http://admin:SECRET@host:6333`` becomes ``http://***@host:6333``; a URL without
-    credentials, or a string that is not a URL, comes back unchanged.
+
+def redact_text(text: str) -> str:
+    """``text`` with the user name and password of every URL inside it replaced by ``***``.
+
+    Args:
+        text: a URL, a message, a log line or a traceback.
+
+    Returns:
+        The text; ``http://admin:SECRET@host:6333`` becomes ``http://***@host:6333``. Text
+        without credentials in a URL comes back unchanged.
     """
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "***" if "@" in url else url
-    if "@" not in parts.netloc:
-        return url
-    host = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit(parts._replace(netloc=f"***@{host}"))
+    return _URL_CREDENTIALS.sub(r"\1***@", text)
 
 
 __all__ = [
@@ -125,6 +126,6 @@ __all__ = [
     "InvalidNameError",
     "display",
     "is_internal_collection",
-    "redact_url",
+    "redact_text",
     "validate_collection_name",
 ]

@@ -37,7 +37,7 @@ from pydantic_settings import (
 )
 
 from config.errors import ConfigError
-from config.names import InvalidNameError, redact_url, validate_collection_name
+from config.names import InvalidNameError, redact_text, validate_collection_name
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -157,7 +157,7 @@ class QdrantSettings(_Section):
     def _one_location(self) -> QdrantSettings:
         if self.path and self.url:
             raise ValueError(
-                f"Qdrant location is ambiguous: path={self.path!r} and url={redact_url(self.url)!r} "
+                f"Qdrant location is ambiguous: path={self.path!r} and url={redact_text(self.url)!r} "
                 "are both set; "
                 "set exactly one (unset INSTRUCTOR_SEARCH_QDRANT__PATH or INSTRUCTOR_SEARCH_QDRANT__URL)"
             )
@@ -447,7 +447,7 @@ def _redact(loc: tuple[int | str, ...], value: Any) -> Any:
     if isinstance(value, dict):
         return {key: _redact((*loc, key), item) for key, item in value.items()}
     if isinstance(value, str):  # a URL with user:password inside
-        return redact_url(value)
+        return redact_text(value)
     return value
 
 
