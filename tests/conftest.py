@@ -1,4 +1,4 @@
-"""Shared fixtures: settings built per test, the shared data folder, the real model once per session."""
+"""Shared fixtures: settings built per test and the real model once per session (paths: testdata.py)."""
 
 from __future__ import annotations
 
@@ -9,18 +9,6 @@ from pathlib import Path
 import pytest
 
 from config import Settings, load_settings
-
-ROOT = Path(__file__).resolve().parent.parent
-SHARED = Path(os.environ.get("INSTRUCTOR_SEARCH_SHARED", ROOT.parent / "shared"))
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
-
-
-def shared_path(*parts: str) -> Path:
-    """A path under ../shared, or skip the test with a clear reason when it is absent."""
-    path = SHARED.joinpath(*parts)
-    if not path.exists():
-        pytest.skip(f"needs the shared data folder: {path} is absent (CI has ../shared)")
-    return path
 
 
 @pytest.fixture(autouse=True)

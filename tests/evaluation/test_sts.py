@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import shared_path
+from testdata import shared_path
 
 from embedder import FakeEmbedder, InputError, SentenceTransformerEmbedder
 from evaluation.sts import StsPair, load_sts_benchmark, sts_spearman

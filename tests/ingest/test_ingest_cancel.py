@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,22 +15,6 @@ from ingest.sources import file_sha256
 from retrieval.engine import search
 from store.client import open_client
 from store.core import VectorStore
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return load_settings(
-        data_dir=str(tmp_path / "data"),
-        model={"backend": "fake", "batch_size": 8, "sort_window": 1},
-        chunk={"size": 60, "overlap": 10},
-    )
-
-
-@pytest.fixture
-def store(settings: Settings) -> Iterator[VectorStore]:
-    client = open_client(settings)
-    yield VectorStore(client, settings.qdrant.collection)
-    client.close()
 
 
 def _run(paths: list[Path], settings: Settings, store: VectorStore, **kw: object):  # type: ignore[no-untyped-def]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,24 +43,6 @@ class RecordingEmbedder(FakeEmbedder):
     ) -> Vectors:
         self.calls.append(len(texts))
         return super().embed(texts, instruction, batch_size=batch_size, show_progress=show_progress)
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return load_settings(
-        data_dir=str(tmp_path / "data"),
-        # sort_window=1: batches in arrival order, which these tests reason about
-        # (length-sorted windows are tested in tests/test_speed.py).
-        model={"backend": "fake", "batch_size": 8, "sort_window": 1},
-        chunk={"size": 60, "overlap": 10},
-    )
-
-
-@pytest.fixture
-def store(settings: Settings) -> Iterator[VectorStore]:
-    client = open_client(settings)
-    yield VectorStore(client, settings.qdrant.collection)
-    client.close()
 
 
 def _ingest(

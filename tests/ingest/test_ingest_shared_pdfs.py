@@ -68,7 +68,7 @@ def _assert_searchable(store: VectorStore, embedder: Embedder, top_k: int) -> No
 
 
 def test_shared_pdfs_twice_fake_backend(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from conftest import shared_path
+    from testdata import shared_path
 
     folder = shared_path("data", "pdfs")
     argv = ["ingest", str(folder), "--backend", "fake", "--qdrant-path", str(tmp_path / "q"), "--json"]
@@ -106,7 +106,7 @@ def test_shared_pdfs_twice_fake_backend(tmp_path: Path, capsys: pytest.CaptureFi
 @pytest.mark.real_model
 def test_shared_pdfs_real_model(tmp_path: Path, real_embedder: Embedder) -> None:
     """The non-academic files (about 80 chunks) with the real model: twice, and searchable."""
-    from conftest import shared_path
+    from testdata import shared_path
 
     folder = tmp_path / "pdfs"
     folder.mkdir()

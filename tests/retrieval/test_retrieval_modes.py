@@ -463,7 +463,7 @@ def test_questions_from_a_configured_generator_end_to_end(tmp_path: Path) -> Non
     code path a real FLAN-T5 checkpoint takes.
     """
     import torch
-    from conftest import FIXTURES
+    from testdata import FIXTURES
     from transformers import AutoTokenizer, T5Config, T5ForConditionalGeneration
 
     fixture = FIXTURES / "tiny-instructor" / "model"  # the bundled copy: runs without ../shared

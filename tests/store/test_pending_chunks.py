@@ -19,10 +19,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES
 from crashes import Crash, killable
 from pdfgen import pdf_bytes
 from qdrant_client import QdrantClient, models
+from testdata import FIXTURES
 
 from app.cli import main
 from app.service import SearchService
