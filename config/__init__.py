@@ -26,6 +26,7 @@ from config.settings import (
     Runtime,
     SearchSettings,
     Settings,
+    TrainSettings,
     load_settings,
 )
 
@@ -46,6 +47,7 @@ __all__ = [
     "Runtime",
     "SearchSettings",
     "Settings",
+    "TrainSettings",
     "display",
     "is_internal_collection",
     "load_settings",

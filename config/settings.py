@@ -368,6 +368,38 @@ class SearchSettings(_Section):
         return f"rrf({','.join(parts)})"
 
 
+class TrainSettings(_Section):
+    """Instruction fine-tuning (``instructor-search train`` and ``adapt``), INSTRUCTOR's recipe.
+
+    Attributes:
+        epochs: passes over the training data (``max_steps`` wins when set).
+        max_steps: stop after this many optimiser steps.
+        seed: seed of the shuffling, the batch sampler and the weights' dropout.
+        batch_size: examples per batch (one task per batch); the in-batch negatives.
+        mini_batch_size: examples per forward pass of the cached loss (memory, not results).
+        learning_rate: AdamW learning rate (INSTRUCTOR: 2e-5).
+        warmup_ratio: share of the steps the learning rate warms up over (INSTRUCTOR: 0.1).
+        temperature: the contrastive loss's temperature (INSTRUCTOR: 0.1; the loss scale is its inverse).
+        max_seq_length: token limit while training (``None``: the model's own).
+        save_steps: a checkpoint every this many steps (``--resume`` continues from the last).
+        save_total_limit: checkpoints kept.
+        logging_steps: the loss is logged every this many steps.
+    """
+
+    epochs: float = Field(default=1.0, gt=0.0, le=1000.0)
+    max_steps: int | None = Field(default=None, ge=1)
+    seed: int = 42
+    batch_size: int = Field(default=32, ge=2, le=65536)
+    mini_batch_size: int = Field(default=8, ge=1, le=4096)
+    learning_rate: float = Field(default=2e-5, gt=0.0, le=1.0)
+    warmup_ratio: float = Field(default=0.1, ge=0.0, le=1.0)
+    temperature: float = Field(default=0.1, gt=0.0, le=10.0)
+    max_seq_length: int | None = Field(default=None, ge=8)
+    save_steps: int = Field(default=50, ge=1)
+    save_total_limit: int = Field(default=2, ge=1)
+    logging_steps: int = Field(default=10, ge=1)
+
+
 class Settings(BaseSettings):
     """All settings of instructor-search, in nested sections.
 
@@ -382,6 +414,7 @@ class Settings(BaseSettings):
         cache: see :class:`CacheSettings`.
         index: see :class:`IndexSettings`.
         search: see :class:`SearchSettings`.
+        train: see :class:`TrainSettings`.
     """
 
     model_config = SettingsConfigDict(
@@ -401,6 +434,7 @@ class Settings(BaseSettings):
     cache: CacheSettings = CacheSettings()
     index: IndexSettings = IndexSettings()
     search: SearchSettings = SearchSettings()
+    train: TrainSettings = TrainSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -1,0 +1,1 @@
+"""INSTRUCTOR-style instruction fine-tuning: MEDI-format data, its builders and the trainer."""
