@@ -35,6 +35,7 @@ COMMAND_MODULES = (
     "app.commands.serve",
     "app.commands.eval",
     "app.commands.bench",
+    "app.commands.train",
 )
 
 

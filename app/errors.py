@@ -102,9 +102,11 @@ def user_errors() -> tuple[type[Exception], ...]:
     from representations.errors import RepresentationError
     from retrieval.errors import RetrievalError
     from store.errors import StoreError
+    from training.errors import TrainingError
 
     return (
         AppError,
+        TrainingError,
         EvaluationError,
         IngestError,
         RetrievalError,
