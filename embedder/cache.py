@@ -26,6 +26,7 @@ import numpy as np
 
 from embedder.base import Embedder, EmbedderWrapper, Vectors, check_texts
 from embedder.errors import EmbedderError
+from embedder.loading import weights_fingerprint
 
 logger = logging.getLogger(__name__)
 
@@ -170,7 +171,10 @@ class CachedEmbedder(EmbedderWrapper):
         super().__init__(inner)
         self.cache = cache
         self.runtime = runtime
-        self.model_key = f"{inner.model_id}|normalize={inner.normalize}|max_seq_length={inner.max_seq_length}"
+        model = inner.model_id
+        if Path(model).is_dir():  # a local folder can be retrained in place: key its weights too
+            model += "|weights=" + hashlib.sha256(weights_fingerprint(model).encode("utf-8")).hexdigest()[:16]
+        self.model_key = f"{model}|normalize={inner.normalize}|max_seq_length={inner.max_seq_length}"
 
     def embed(
         self,

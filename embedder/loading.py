@@ -93,6 +93,23 @@ def resolve_model(name: str) -> ResolvedModel:
     return ResolvedModel(model_id=cleaned, location=cleaned, local=False)
 
 
+def weights_fingerprint(location: str) -> str:
+    """Names, sizes and mtimes of a local model folder's files (a hub name stands for itself).
+
+    A retrained folder at the same path gets another fingerprint, so exports and cached vectors
+    of the old weights are never used for the new ones.
+    """
+    folder = Path(location)
+    if not folder.is_dir():
+        return location
+    parts = []
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and path.suffix in {".safetensors", ".bin", ".json", ".txt", ".model"}:
+            stat = path.stat()
+            parts.append(f"{path.relative_to(folder)}:{stat.st_size}:{int(stat.st_mtime)}")
+    return "|".join(parts)
+
+
 def embedding_dimension(model: SentenceTransformer) -> int | None:
     """The model's output dimension (``get_embedding_dimension`` in sentence-transformers >= 6)."""
     getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, get_args
 
 from config import Runtime
 from embedder.errors import EmbedderError
+from embedder.loading import weights_fingerprint
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -70,19 +71,6 @@ def _version(name: str) -> str:
         return "none"
 
 
-def _weights_fingerprint(location: str) -> str:
-    """Names, sizes and mtimes of a local model folder's files (a hub name stands for itself)."""
-    folder = Path(location)
-    if not folder.is_dir():
-        return location
-    parts = []
-    for path in sorted(folder.rglob("*")):
-        if path.is_file() and path.suffix in {".safetensors", ".bin", ".json", ".txt", ".model"}:
-            stat = path.stat()
-            parts.append(f"{path.relative_to(folder)}:{stat.st_size}:{int(stat.st_mtime)}")
-    return "|".join(parts)
-
-
 def export_folder(resolved: ResolvedModel, cache_root: Path) -> Path:
     """The cache folder of a model's ONNX export, keyed by model, weights and package versions.
 
@@ -97,7 +85,7 @@ def export_folder(resolved: ResolvedModel, cache_root: Path) -> Path:
         [
             EXPORT_VERSION,
             resolved.model_id,
-            _weights_fingerprint(resolved.location),
+            weights_fingerprint(resolved.location),
             *(f"{name}={_version(name)}" for name in ("torch", "transformers", "onnx", "onnxruntime")),
         ]
     )

@@ -18,6 +18,7 @@ from typing import Any
 
 from evaluation.beir_report import beir_section
 from evaluation.markdown import provenance, table
+from evaluation.training_report import training_section
 
 DOCS = Path("docs")
 RESULTS = "results"
@@ -142,10 +143,15 @@ def render(docs: Path = DOCS) -> Path:
         "reproduce; each section names the date, commit, CPU and package versions of its runs.",
         "",
     ]
-    order = ["beir", "tuning", "sts", "speed", "latency", "ingest", "accuracy"]
+    order = ["beir", "training", "tuning", "sts", "speed", "latency", "ingest", "accuracy"]
     for kind in sorted(results, key=lambda k: (order.index(k) if k in order else len(order), k)):
         entries = results[kind]
-        lines += beir_section(entries, docs) if kind == "beir" else _generic_section(kind, entries)
+        if kind == "beir":
+            lines += beir_section(entries, docs)
+        elif kind == "training":
+            lines += training_section(entries)
+        else:
+            lines += _generic_section(kind, entries)
         notes = docs / "notes" / f"{kind}.md"
         if notes.is_file():
             lines += [notes.read_text(encoding="utf-8").strip(), ""]

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import resource
 import shutil
 import threading
 import time
@@ -235,10 +236,9 @@ def _callbacks(progress: Progress | None, cancel: threading.Event | None, losses
 
 
 def _arguments(settings: Settings, output: Path, prompts: dict[str, dict[str, str]]) -> Any:
+    import torch
     from sentence_transformers import SentenceTransformerTrainingArguments
     from sentence_transformers.base.sampler import BatchSamplers, MultiDatasetBatchSamplers
-
-    import torch
 
     train = settings.train
     device = settings.model.device
@@ -392,6 +392,7 @@ def _record(
         "loss": "CachedMultipleNegativesRankingLoss",
         "steps": steps,
         "seconds": round(seconds, 1),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "logged_losses": [round(value, 5) for value in losses],
         "device": settings.model.device or "auto",
         "versions": {name: version(name) for name in ("torch", "transformers", "sentence-transformers")},

@@ -102,6 +102,13 @@ def _add_beir_arguments(beir: argparse.ArgumentParser) -> None:
 def _add_output_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.add_argument(
+        "--label",
+        metavar="NAME",
+        default=None,
+        help="with --record: file the run under the fine-tuning comparison as model NAME "
+        "(docs/results/training), not under the base model's tables",
+    )
+    parser.add_argument(
         "--record", action="store_true", help="save to docs/results and re-render docs/benchmarks.md"
     )
     parser.add_argument("--docs-dir", default=str(DOCS), help="docs folder for --record (default: docs)")
@@ -194,7 +201,11 @@ def _beir_handler(args: argparse.Namespace, settings: Settings) -> int:
         mode=args.mode,
         keyword_weights=_weights(args.keyword_weights),
     )
-    if args.record:
+    if args.record and args.label:
+        key = f"{_slug(args.label)}-{result['dataset']}-{result['split']}-{result.get('mode', 'dense')}-{result['instructions']}"
+        data = {**result, "label": args.label}
+        save_result("training", key, data, command=args.command_line, docs=Path(args.docs_dir))
+    elif args.record:
         key = f"{result['dataset']}-{result['split']}-{result['corpus_format']}-{result['instructions']}"
         if settings.instructions.domain and result["instructions"] == "default":
             key += f"-{settings.instructions.domain.lower()}"
@@ -278,7 +289,16 @@ def run_sts_command(settings: Settings, file: str) -> dict[str, Any]:
 
 def _sts_handler(args: argparse.Namespace, settings: Settings) -> int:
     result = run_sts_command(settings, args.file)
-    if args.record:
+    if args.record and args.label:
+        data = {**result, "label": args.label}
+        save_result(
+            "training",
+            f"{_slug(args.label)}-sts-{Path(args.file).stem}",
+            data,
+            command=args.command_line,
+            docs=Path(args.docs_dir),
+        )
+    elif args.record:
         save_result("sts", Path(args.file).stem, result, command=args.command_line, docs=Path(args.docs_dir))
     _print(result, args.json)
     return 0

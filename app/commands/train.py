@@ -57,6 +57,14 @@ def register(subparsers: Any) -> None:
         "--no-instructions", action="store_true", help="train without instructions (the paper's ablation)"
     )
     parser.add_argument("--json", action="store_true", help="print the training record as JSON")
+    parser.add_argument(
+        "--record",
+        metavar="LABEL",
+        default=None,
+        help="save the run's time, memory and data as model LABEL of the fine-tuning comparison "
+        "(docs/results/training) and re-render docs/benchmarks.md",
+    )
+    parser.add_argument("--docs-dir", default="docs", help="docs folder for --record (default: docs)")
     parser.set_defaults(handler=run_train)
 
 
@@ -77,6 +85,13 @@ def run_train(args: argparse.Namespace, settings: Settings) -> int:
         resume=args.resume,
         use_instructions=not args.no_instructions,
     )
+    if args.record:
+        from evaluation.record import save_result
+
+        data = {"label": args.record, "output": str(result.output), **result.record}
+        save_result(
+            "training", f"{args.record}-train", data, command=args.command_line, docs=Path(args.docs_dir)
+        )
     if args.json:
         print_json({"output": str(result.output), "seconds": round(result.seconds, 1), **result.record})
         return 0

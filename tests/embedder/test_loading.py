@@ -138,3 +138,21 @@ def test_local_folder_loads_offline_with_seq_length_override(no_network: list[An
     assert resolved.local
     assert model.max_seq_length == 128
     assert no_network == []
+
+
+def test_cached_vectors_of_a_folder_are_keyed_by_its_weights(tmp_path: Path) -> None:
+    """A model retrained in place must not be served the old weights' cached vectors."""
+    import shutil
+
+    from config import load_settings
+    from embedder.factory import make_embedder
+
+    folder = tmp_path / "model"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "fixtures" / "tiny-instructor" / "model", folder)
+    settings = load_settings(data_dir=str(tmp_path / "data"), model={"name": str(folder), "runtime": "torch"})
+    before = make_embedder(settings, cache=True).model_key  # type: ignore[attr-defined]
+    weights = folder / "pytorch_model.bin"
+    weights.write_bytes(weights.read_bytes() + b"\0")
+    after = make_embedder(settings, cache=True).model_key  # type: ignore[attr-defined]
+    assert before != after
+    assert before.startswith(str(folder.resolve()))
