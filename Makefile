@@ -9,7 +9,7 @@ TORCH_PIN ?= torch==2.13.0
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: setup run test lint typecheck bench eval sample clean
+.PHONY: setup run test lint typecheck bench eval train sample clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,10 @@ bench: setup
 
 eval: setup
 	$(BIN)/instructor-search eval all
+
+# Instruction fine-tuning and its evaluation (long: run it in the background; log in data/train/train.log).
+train: setup
+	BIN=$(BIN) bash scripts/make_train.sh
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache
