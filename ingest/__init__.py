@@ -8,7 +8,8 @@ The service API (used by the CLI and the Streamlit app):
 
 The modules: ``sources`` (what to ingest), ``extract`` and ``chunking`` (text and chunks),
 ``pipeline`` (the run), ``reading``, ``batching`` and ``writing`` (its reader, embedding queue
-and writer), ``report`` (progress events, results and the report).
+and writer), ``report`` (progress events, results and the report), ``reembed`` (a stored
+collection re-embedded under another model into a new collection).
 """
 
 from __future__ import annotations
