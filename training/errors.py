@@ -9,3 +9,7 @@ class TrainingError(Exception):
 
 class TrainingDataError(TrainingError, ValueError):
     """A training file or record is malformed; the message names the file, line and field."""
+
+
+class AdaptCancelledError(TrainingError):
+    """An ``adapt`` run was cancelled; what it finished is kept, and running it again resumes."""
