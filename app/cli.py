@@ -36,6 +36,7 @@ COMMAND_MODULES = (
     "app.commands.eval",
     "app.commands.bench",
     "app.commands.train",
+    "app.commands.adapt",
 )
 
 

@@ -3,7 +3,8 @@
 :class:`SearchService` holds the three process-wide resources (settings, the embedding model and
 the one Qdrant client) plus a write lock, and offers what the user interfaces need: list,
 describe, create and drop collections, ingest files, list, find and delete documents, search,
-and fill an empty default collection with the sample corpus (:func:`ensure_sample_corpus`).
+adapt a collection's model to its documents (:meth:`SearchService.adapt`), and fill an empty
+default collection with the sample corpus (:func:`ensure_sample_corpus`).
 The model loads on first use, so commands that only read the store never load it.
 
 Concurrency: the embedded (and in-memory) Qdrant client keeps its collections in numpy arrays
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
 
     from config import Settings
     from embedder import Embedder
+    from training.adapt import AdaptEvent, AdaptResult
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -533,6 +535,54 @@ class SearchService(ServiceResources):
         """Delete a document's chunks and manifest; returns the number of chunks removed."""
         with self.write_lock:
             return self.store(collection).delete_document(source)
+
+    # -- adaptation ----------------------------------------------------------------------------
+
+    def adapt(
+        self,
+        collection: str | None = None,
+        *,
+        target: str | None = None,
+        resume: bool = True,
+        max_per_kind: int | None = None,
+        progress: Callable[[AdaptEvent], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> AdaptResult:
+        """Adapt the collection's model to its documents, into a new collection (see :mod:`training.adapt`).
+
+        Builds label-free training data from the collection's chunks, fine-tunes its model and
+        re-embeds it into ``target`` (``<collection>-adapted`` by default); the collection itself
+        is only read, and searches go on meanwhile. Only the re-embedding takes
+        :attr:`write_lock`. A run that was killed or cancelled resumes where it stopped.
+
+        Args:
+            collection: the collection (the settings' one by default).
+            target: the new collection.
+            resume: keep the stages an earlier run finished (``False``: start over).
+            max_per_kind: the most training records per pseudo-query kind.
+            progress: called with a :class:`training.adapt.AdaptEvent` as the stages advance.
+            cancel: set it to stop at the next step or batch.
+
+        Returns:
+            The result (:attr:`training.adapt.AdaptResult.switch` says how to use it).
+
+        Raises:
+            AdaptCancelledError: ``cancel`` was set.
+            TrainingError: the collection cannot be adapted.
+        """
+        from training.adapt import adapt_collection  # lazy: training loads scikit-learn (about a second)
+
+        return adapt_collection(
+            self.settings,
+            collection=self.store(collection).collection,
+            target=target,
+            resume=resume,
+            max_per_kind=max_per_kind,
+            client=self.client,
+            write_lock=self.write_lock,
+            progress=progress,
+            cancel=cancel,
+        )
 
     # -- search --------------------------------------------------------------------------------
 
