@@ -11,6 +11,11 @@ the page (which makes Streamlit rerun the script) never interrupts them; the pag
 job's progress and offers a Cancel button, which stops the job: files not yet stored are rolled
 back and reported ``cancelled``, stored ones are kept.
 
+Each collection offers "Adapt to this collection" (:func:`adapt_section`): the collection's model is
+fine-tuned on training data made from its own chunks and the collection re-embedded into a new
+one, in a background thread (:class:`app.adapting.AdaptJob`) whose progress a fragment of the
+sidebar follows, so the page and its searches never wait for it.
+
 Security: with ``app.password`` set, the page shows only a password field until the right
 password is given in that browser session (:func:`password_gate`). Uploaded names are sanitised
 and only used as display names (``upload:<name>`` sources; nothing is written to disk under
@@ -33,11 +38,13 @@ from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
+from app.adapting import AdaptJob, adapt_job, dismiss_adapt, start_adapt
 from app.errors import DETAILS_IN_LOG, log_unexpected, user_errors, user_message
 from app.service import SearchService, guard_client, serialize_embedder
 from app.uploads import UploadJob, UploadOutcome, start_upload
 from config import redact_text, validate_collection_name
-from embedder import DOMAIN_PRESETS
+from embedder import DOMAIN_PRESETS, FakeEmbedder
+from ingest.reembed import derived_from
 from retrieval.engine import MAX_QUERY_CHARS, Hit, SearchResult
 from retrieval.modes import available_modes, is_cosine
 
@@ -297,6 +304,8 @@ def _sidebar(service: SearchService) -> PageState | None:
             return None
         record = service.record(choice)
         _show_record(service, choice, record)
+        if record is not None:
+            adapt_section(service, choice, record)
         st.header("Search settings")
         top_k = st.slider("Results (top-k)", 1, 50, settings.app.top_k, key="top_k")
         mode = _mode_choice(settings.search.mode, record)
@@ -641,3 +650,83 @@ def _document_list(service: SearchService, state: PageState, documents: list[Doc
                 st.session_state["flash"] = f"Deleted {doc.file_name} ({removed} chunks)."
                 st.session_state.pop("upload_outcome", None)
                 st.rerun()
+
+
+# -- adaptation to a collection (background job) -----------------------------------------------------
+
+#: What each stage of an adaptation is called on the page.
+_ADAPT_STAGES = {"data": "Training data", "train": "Fine-tuning", "reembed": "Re-embedding"}
+#: Seconds between two looks at a running adaptation (the sidebar fragment reruns alone).
+_ADAPT_POLL_SECONDS = 1.0
+
+
+def adapt_section(service: SearchService, collection: str, record: CollectionRecord) -> None:
+    """The "Adapt to this collection" action of a collection, or the progress of its running job."""
+    origin = derived_from(record)
+    if origin is not None:
+        st.caption(
+            f"Adapted from {md_code(str(origin.get('collection')))}: search it with its model, e.g. run "
+            f"the app with {md_code('INSTRUCTOR_SEARCH_MODEL__NAME=' + record.model)}."
+        )
+    if adapt_job(service, collection) is not None:
+        _follow_adapt(service, collection)
+        return
+    fake = record.model == FakeEmbedder.model_id
+    if st.button(
+        "Adapt to this collection",
+        key=f"adapt:{collection}",
+        icon=":material/model_training:",
+        disabled=fake,
+        help="Built with the fake embedder, which cannot be fine-tuned."
+        if fake
+        else "Fine-tunes the model on training data made from this collection's own documents (no "
+        "labels), then re-embeds them into a new collection. This collection is not changed, and "
+        "searching goes on meanwhile. An interrupted run resumes when started again.",
+    ):
+        start_adapt(service, collection)
+        _follow_adapt(service, collection)
+
+
+@st.fragment(run_every=_ADAPT_POLL_SECONDS)
+def _follow_adapt(service: SearchService, collection: str) -> None:
+    """The job's progress, redrawn every second on its own; the whole page reruns once when it ends."""
+    job = adapt_job(service, collection)
+    if job is None:
+        return
+    box = st.container(border=True)
+    box.markdown(f"**Adapting** {md_code(collection)} · {job.seconds:.0f} s")
+    for stage, label in _ADAPT_STAGES.items():
+        event = job.stages.get(stage)
+        if event is not None:
+            fraction = min(event.done / event.total, 1.0) if event.total else 0.0
+            detail = f" ({md_escape(event.detail)})" if event.detail else ""
+            box.progress(fraction, text=f"{label}: {event.done}/{event.total or '?'}{detail}")
+    if not job.done.is_set():
+        if job.cancel.is_set():
+            box.caption("Cancelling after the current step…")
+        elif box.button("Cancel", key=f"cancel_adapt:{collection}", icon=":material/cancel:"):
+            job.cancel.set()
+        return
+    _adapt_outcome(box, job)
+    if box.button("Dismiss", key=f"dismiss_adapt:{collection}"):
+        dismiss_adapt(service, collection)
+        st.rerun()
+    seen = st.session_state.setdefault("_adapt_seen", set())
+    if id(job) not in seen:  # the new collection joins the list: redraw the whole page once
+        seen.add(id(job))
+        st.rerun(scope="app")
+
+
+def _adapt_outcome(box: Any, job: AdaptJob) -> None:
+    result = job.result
+    if result is not None:
+        box.success(
+            f"Created {md_code(result.target)} with the adapted model ({result.train.steps} steps, "
+            f"{result.reembed.points} chunks). {md_code(job.collection)} is unchanged. To search the new "
+            f"collection, run the app with {md_code('INSTRUCTOR_SEARCH_MODEL__NAME=' + str(result.model))}.",
+            icon=":material/check_circle:",
+        )
+    elif job.cancelled:
+        box.warning("Cancelled. What was done is kept: adapt again to resume.", icon=":material/cancel:")
+    else:
+        box.error(md_escape(redact_text(job.error or "the adaptation failed")), icon=":material/error:")
