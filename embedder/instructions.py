@@ -15,7 +15,7 @@ from embedder.errors import InstructionError
 
 TEMPLATE = "Represent the {domain} {text_type} for {objective}:"
 
-Task = Literal["retrieval", "sts", "duplicates", "clustering", "classification", "keywords"]
+Task = Literal["retrieval", "sts", "duplicates", "clustering", "classification", "keywords", "title", "ict"]
 Role = Literal["query", "document", "text"]
 
 # (text_type, objective) per task and role, following the INSTRUCTOR paper's wording.
@@ -30,6 +30,11 @@ _TASKS: dict[Task, dict[Role, tuple[str, str]]] = {
     "classification": {"text": ("text", "classification")},
     # Key phrases of a passage, embedded to enrich the passage's vector (arXiv 2409.16497).
     "keywords": {"text": ("keywords", "retrieving the document they summarise")},
+    # Label-free training tasks built from a collection's own chunks (training.builders):
+    # a heading against the body it heads, and one sentence against the rest of its passage
+    # (the inverse cloze task).
+    "title": {"text": ("title", "retrieving the passage it heads")},
+    "ict": {"text": ("sentence", "retrieving the passage it comes from")},
 }
 
 #: Domain presets: a short key and the phrase that goes into the template.
