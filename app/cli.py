@@ -37,6 +37,7 @@ COMMAND_MODULES = (
     "app.commands.bench",
     "app.commands.train",
     "app.commands.adapt",
+    "app.commands.dataset",
 )
 
 
