@@ -28,8 +28,9 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar, cast
 
 from app.errors import AppError
+from app.models import Loader, ModelPool
 from config import InvalidNameError, override, validate_collection_name
-from embedder import EmbedderWrapper, make_embedder
+from embedder import EmbedderWrapper
 from ingest.pipeline import ingest_files
 from ingest.report import IngestReport, ProgressEvent
 from ingest.sample_corpus import sample_files
@@ -216,6 +217,7 @@ class ServiceResources:
         client: the Qdrant client (share one per process; see :func:`guard_client`).
         write_lock: held while a session ingests or deletes (a new lock by default).
         purpose: what a model loaded here embeds (see :func:`embedder.make_embedder`).
+        loader: how a model's settings become an embedder (see :class:`app.models.ModelPool`).
 
     Attributes:
         settings: the settings.
@@ -231,13 +233,12 @@ class ServiceResources:
         client: QdrantClient,
         write_lock: threading.Lock | None = None,
         purpose: Literal["ingest", "query"] = "ingest",
+        loader: Loader | None = None,
     ) -> None:
         self.settings = settings
         self.client = client
         self.write_lock = write_lock if write_lock is not None else threading.Lock()
-        self._embedder = embedder
-        self._purpose: Literal["ingest", "query"] = purpose
-        self._load_lock = threading.Lock()
+        self.models = ModelPool(settings, embedder, purpose=purpose, loader=loader)
 
     @classmethod
     def open(
@@ -282,15 +283,12 @@ class ServiceResources:
         Raises:
             ModelNotFoundError: the model cannot be loaded.
         """
-        with self._load_lock:
-            if self._embedder is None:
-                self._embedder = make_embedder(self.settings, purpose=self._purpose)
-            return self._embedder
+        return self.models.default()
 
     @property
     def model_loaded(self) -> bool:
         """Whether :attr:`embedder` is loaded (or was given)."""
-        return self._embedder is not None
+        return self.models.loaded
 
     @property
     def default_collection(self) -> str:
@@ -521,7 +519,7 @@ class SearchService(ServiceResources):
             return ingest_files(
                 files,
                 settings=settings,
-                embedder=self.embedder,
+                embedder=self.models.for_record(record),
                 store=store,
                 domain=domain,
                 password=password,
@@ -602,10 +600,11 @@ class SearchService(ServiceResources):
         ``mode=None`` uses the ``search.mode`` setting, falling back to ``dense`` (with a note in
         the result) in a collection built without that mode's representations.
         """
+        store = self.store(collection)
         return search(
             query,
-            store=self.store(collection),
-            embedder=self.embedder,
+            store=store,
+            embedder=self.models.for_record(store.read_record()),
             top_k=top_k if top_k is not None else self.settings.app.top_k,
             score_threshold=score_threshold,
             documents=documents,

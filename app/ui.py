@@ -40,6 +40,7 @@ import streamlit as st
 
 from app.adapting import AdaptJob, adapt_job, dismiss_adapt, start_adapt
 from app.errors import DETAILS_IN_LOG, log_unexpected, user_errors, user_message
+from app.models import adapted_model
 from app.service import SearchService, guard_client, serialize_embedder
 from app.uploads import UploadJob, UploadOutcome, start_upload
 from config import redact_text, validate_collection_name
@@ -136,7 +137,11 @@ def open_service(settings: Settings) -> SearchService | None:
         show_error(exc, url=settings.qdrant.url)
         return None
     return SearchService(
-        settings=settings, embedder=embedder, client=client, write_lock=cached_write_lock(settings)
+        settings=settings,
+        embedder=embedder,
+        client=client,
+        write_lock=cached_write_lock(settings),
+        loader=cached_embedder,
     )
 
 
@@ -354,7 +359,7 @@ def _show_record(service: SearchService, name: str, record: CollectionRecord | N
     else:
         instructions = record.instructions
         domain = record.domain
-        if record.model != service.embedder.model_id:
+        if record.model != service.embedder.model_id and adapted_model(record, service.settings) is None:
             st.warning(
                 f"Built with {md_code(record.model)}, but the app runs "
                 f"{md_code(service.embedder.model_id)}: searches and uploads here are refused.",
@@ -665,8 +670,8 @@ def adapt_section(service: SearchService, collection: str, record: CollectionRec
     origin = derived_from(record)
     if origin is not None:
         st.caption(
-            f"Adapted from {md_code(str(origin.get('collection')))}: search it with its model, e.g. run "
-            f"the app with {md_code('INSTRUCTOR_SEARCH_MODEL__NAME=' + record.model)}."
+            f"Adapted from {md_code(str(origin.get('collection')))}: searched with its fine-tuned model "
+            f"{md_code(record.model)}."
         )
     if adapt_job(service, collection) is not None:
         _follow_adapt(service, collection)
@@ -722,8 +727,8 @@ def _adapt_outcome(box: Any, job: AdaptJob) -> None:
     if result is not None:
         box.success(
             f"Created {md_code(result.target)} with the adapted model ({result.train.steps} steps, "
-            f"{result.reembed.points} chunks). {md_code(job.collection)} is unchanged. To search the new "
-            f"collection, run the app with {md_code('INSTRUCTOR_SEARCH_MODEL__NAME=' + str(result.model))}.",
+            f"{result.reembed.points} chunks). {md_code(job.collection)} is unchanged; pick {md_code(result.target)} "
+            "in the collection list to search it with its fine-tuned model.",
             icon=":material/check_circle:",
         )
     elif job.cancelled:

@@ -14,8 +14,8 @@ complete already (work files under ``<data_dir>/adapt/<collection>`` by default)
    (:func:`ingest.reembed.reembed_collection`), whose record names the adapted model; a killed
    run continues with the documents not yet committed.
 
-The collection itself is never written: the user switches by searching the new collection with
-the adapted model (:attr:`AdaptResult.switch`).
+The collection itself is never written: the user switches by searching the new collection, which
+is served with the adapted model it records (:attr:`AdaptResult.switch`).
 """
 
 from __future__ import annotations
@@ -117,9 +117,9 @@ class AdaptResult:
         """How the user switches to the adapted collection (the old one is untouched)."""
         return (
             f"collection {display(self.collection)} is unchanged; to use the adapted one, search "
-            f"{display(self.target)} with the adapted model: instructor-search search QUERY --collection "
-            f"{display(self.target)} --model {display(str(self.model))} (the app: set "
-            f"INSTRUCTOR_SEARCH_MODEL__NAME={display(str(self.model))})"
+            f"{display(self.target)}: instructor-search search QUERY --collection {display(self.target)} "
+            f"(its fine-tuned model {display(str(self.model))} is recorded in it and loaded for it), "
+            "or pick it in the app"
         )
 
     def to_json(self) -> dict[str, Any]:

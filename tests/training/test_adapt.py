@@ -187,7 +187,14 @@ def test_cli_adapt_prints_the_switch_and_resumes(
     assert main(argv) == 0
     text = capsys.readouterr().out
     assert "adapted papers -> papers-adapted" in text and "(kept from an earlier run)" in text
-    assert "--collection papers-adapted --model" in text
+    assert "instructor-search search QUERY --collection papers-adapted (its fine-tuned model" in text
+
+    # The adapted collection is searched with the model it records: no --model, nothing refused,
+    # while the original collection still answers with the base model.
+    for collection in ("papers-adapted", "papers"):
+        assert main(["search", "how do glaciers form", "--collection", collection, "--json", *common]) == 0
+        hits = json.loads(capsys.readouterr().out)
+        assert hits["hits"], collection
 
     assert main(["adapt", "--collection", "nothing", *common]) == 1
     assert "does not exist" in capsys.readouterr().err
