@@ -4,6 +4,8 @@
 #   data   MEDI files from SciFact and NFCorpus train qrels (BM25 hard negatives) and STS-B train
 #   A      the multi-task mix, with instructions          B  the same data and steps, no instructions
 #   C      label-free adaptation on each corpus alone      base  the model before fine-tuning
+#   (C runs what `instructor-search adapt` runs, minus the re-embedding into a new collection,
+#   which the evaluation does itself)
 #
 # Each model is evaluated on the test splits (dense and hybrid, with the dataset's domain
 # instructions and without) and on STS-B test; results go to docs/results/training and
@@ -19,6 +21,8 @@ STAGES=${STAGES:-"data A base B C"}
 TRAIN_FLAGS=${TRAIN_FLAGS:-"--max-seq-length 128 --batch-size 32 --mini-batch-size 16 --epochs 1"}
 NFCORPUS_RECORDS=${NFCORPUS_RECORDS:-1500}
 STS_MIN_SCORE=${STS_MIN_SCORE:-4.0}
+C_MAX_PER_KIND=${C_MAX_PER_KIND:-400}
+C_INSTRUCTIONS=${C_INSTRUCTIONS:-"default none"}
 LOG="$DIR/train.log"
 mkdir -p "$DIR"
 [ -d "$SHARED/beir/scifact" ] || { echo "make train needs $SHARED (set SHARED_DATA)" >&2; exit 2; }
@@ -31,11 +35,12 @@ step() {  # step NAME COMMAND...: run once; the stamp $DIR/NAME.done marks it fi
   touch "$DIR/$name.done"
 }
 
-evaluate() {  # evaluate LABEL MODEL
-  local label=$1 model=$2
-  for pair in scifact:science nfcorpus:medicine; do
+evaluate() {  # evaluate LABEL MODEL [DATASET:DOMAIN ...]
+  local label=$1 model=$2; shift 2
+  local pairs=("$@"); [ ${#pairs[@]} -gt 0 ] || pairs=(scifact:science nfcorpus:medicine)
+  for pair in "${pairs[@]}"; do
     local dataset=${pair%%:*} domain=${pair##*:}
-    for instructions in default none; do
+    for instructions in ${EVAL_INSTRUCTIONS:-default none}; do
       for mode in dense hybrid; do
         step "$label-$dataset-$mode-$instructions" "$CLI" eval beir "$SHARED/beir/$dataset" --model "$model" \
           --domain "$domain" --instructions "$instructions" --mode "$mode" --record --label "$label"
@@ -65,13 +70,19 @@ for stage in $STAGES; do
     base)
       evaluate base default ;;
     C)
+      # Label-free: the corpus as a user's collection (kept by eval beir --store), pseudo-queries
+      # from its own chunks (dataset collection), fine-tuning on them alone (what `adapt` runs).
       for pair in scifact:science nfcorpus:medicine; do
         dataset=${pair%%:*} domain=${pair##*:}
-        step "C-$dataset-ingest" "$CLI" ingest "$SHARED/beir/$dataset/corpus.jsonl" --collection "train-$dataset" \
-          --domain "$domain" --data-dir "$DIR/store"
+        step "C-$dataset-store" "$CLI" eval beir "$SHARED/beir/$dataset" --domain "$domain" --instructions default \
+          --mode dense --store "$DIR/store-$dataset"
+        step "C-$dataset-data" "$CLI" dataset collection --collection "beir-$dataset-json" \
+          --qdrant-path "$DIR/store-$dataset" --domain "$domain" --max-per-kind "$C_MAX_PER_KIND" \
+          --out "$DIR/C-$dataset.jsonl"
         # shellcheck disable=SC2086
-        step "C-$dataset-adapt" "$CLI" adapt --collection "train-$dataset" --data-dir "$DIR/store" $TRAIN_FLAGS
-        evaluate "C-$dataset" "$DIR/store/adapt/train-$dataset/model"
+        step "C-$dataset-train" "$CLI" train "$DIR/C-$dataset.jsonl" --output "$DIR/model-C-$dataset" --resume \
+          --record "C-$dataset" $TRAIN_FLAGS
+        EVAL_INSTRUCTIONS=$C_INSTRUCTIONS evaluate "C-$dataset" "$DIR/model-C-$dataset" "$pair"
       done ;;
     *) echo "unknown stage $stage (use: data A base B C)" >&2; exit 2 ;;
   esac
