@@ -29,24 +29,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from config.names import InvalidNameError, is_internal_collection, validate_collection_name
+from store.chunks import StoredChunk, iter_stored_chunks
 from store.client import wrap_server_errors
 from store.errors import CollectionNotFoundError
 from store.manifest import DocumentManifest, Manifests, find_document, repair
-from store.payload import (
-    CHUNK_INDEX,
-    CONTENT_KEY,
-    FILE_NAME,
-    FILE_SHA256,
-    METADATA_KEY,
-    PAGE,
-    SOURCE,
-    committed_filter,
-    metadata_of,
-)
 from store.points import ChunkPoints
 from store.record import (
     CollectionRecord,
@@ -78,25 +67,6 @@ def check_user_collection(name: str) -> None:
     if not isinstance(name, str) or not name.strip() or is_internal_collection(name.strip()):
         validate_collection_name(name)  # raises its "is empty" or "is reserved" message
         raise InvalidNameError(f"collection name {name!r} is not allowed; choose another name")
-
-
-@dataclass(frozen=True)
-class StoredChunk:
-    """One committed chunk as stored (see :meth:`VectorStore.iter_chunks`).
-
-    Attributes:
-        source: the stored source (a path, or ``upload:NAME``).
-        file_name: the file's display name.
-        page: 1-based page of the chunk's start (``None`` for a text file).
-        chunk_index: 0-based index of the chunk in its file.
-        text: the chunk's text.
-    """
-
-    source: str
-    file_name: str
-    page: int | None
-    chunk_index: int
-    text: str
 
 
 class VectorStore:
@@ -251,47 +221,13 @@ class VectorStore:
         return self.points.count_source(source, sha256=sha256)
 
     def iter_chunks(self, batch: int = 256) -> Iterator[StoredChunk]:
-        """Every chunk of the completely stored files, read-only, one scroll page at a time.
-
-        Pending chunks are left out inside Qdrant's query (:func:`store.payload.committed_filter`),
-        and so is a chunk whose file's manifest names another content hash, or none (a file
-        being replaced or removed), as search leaves them out.
-
-        Args:
-            batch: chunk points per scroll request.
-
-        Yields:
-            The chunks, in Qdrant's point-id order.
+        """Every chunk of the completely stored files, read-only (see :func:`store.chunks.iter_stored_chunks`).
 
         Raises:
             CollectionNotFoundError: the collection does not exist.
         """
         self.require_record()
-        offset: Any = None
-        while True:
-            records, offset = self.client.scroll(
-                self.collection,
-                scroll_filter=committed_filter(),
-                limit=max(1, batch),
-                offset=offset,
-                with_payload=[CONTENT_KEY, METADATA_KEY],
-                with_vectors=False,
-            )
-            metadata = [metadata_of(record.payload) for record in records]
-            committed = self.manifests.committed_hashes({str(meta.get(SOURCE)) for meta in metadata})
-            for record, meta in zip(records, metadata, strict=True):
-                source = str(meta.get(SOURCE))
-                if committed.get(source) != meta.get(FILE_SHA256):
-                    continue  # a file being replaced or removed
-                yield StoredChunk(
-                    source=source,
-                    file_name=str(meta.get(FILE_NAME) or source),
-                    page=meta.get(PAGE),
-                    chunk_index=int(meta.get(CHUNK_INDEX) or 0),
-                    text=str((record.payload or {}).get(CONTENT_KEY) or ""),
-                )
-            if offset is None:
-                return
+        return iter_stored_chunks(self.client, self.collection, self.manifests, batch=batch)
 
     def upsert_chunks(self, points: Sequence[models.PointStruct], *, pending: bool = True) -> None:
         """Write chunk points; see :meth:`store.points.ChunkPoints.upsert`."""

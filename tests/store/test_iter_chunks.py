@@ -15,8 +15,9 @@ from config import load_settings
 from embedder import make_embedder
 from ingest.pipeline import ingest_files
 from ingest.sources import discover
+from store.chunks import StoredChunk
 from store.client import open_client
-from store.core import StoredChunk, store_for
+from store.core import store_for
 from store.errors import CollectionNotFoundError
 from store.payload import CHUNK_INDEX, CONTENT_KEY, FILE_NAME, FILE_SHA256, METADATA_KEY, SOURCE
 

@@ -18,7 +18,7 @@ from testdata import shared_path
 from app.cli import main
 from config import load_settings
 from embedder.instructions import InstructionSet, build_instruction
-from store.core import StoredChunk
+from store.chunks import StoredChunk
 from training.builders.beir import beir_records
 from training.builders.common import count_tasks
 from training.builders.negatives import Bm25Index, near_copy, pick_negative

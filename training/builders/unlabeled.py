@@ -38,7 +38,7 @@ from training.medi import MediRecord
 
 if TYPE_CHECKING:
     from config import Settings
-    from store.core import StoredChunk
+    from store.chunks import StoredChunk
 
 #: The kinds of pseudo-queries.
 Kind = Literal["keywords", "title", "ict", "questions"]
