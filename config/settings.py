@@ -50,6 +50,7 @@ MEMORY_LOCATION = ":memory:"
 
 EmbedderBackend = Literal["sentence-transformers", "fake"]
 Runtime = Literal["torch", "onnx", "onnx-int8"]
+OcrMode = Literal["auto", "always", "never"]
 
 # The config file of the load_settings call in progress (read by settings_customise_sources).
 _CONFIG_FILE: ContextVar[Path | None] = ContextVar("_CONFIG_FILE", default=None)
@@ -195,10 +196,22 @@ class IngestSettings(_Section):
         max_chars_per_file: most characters of text one file may yield (after extraction);
             the default fits books of well over a thousand pages.
         max_chunks_per_file: most chunks one file may be split into.
+        ocr: when a PDF page is OCR'd: ``auto`` (a page without a usable text layer, or whose
+            text fails the garbage test), ``always`` (every page) or ``never``.
+        ocr_engine: the OCR engine (a name of ``ingest.ocr``'s registry: ``rapidocr``,
+            ``tesseract``).
+        ocr_language: the language of the text, for engines that take one (Tesseract's
+            ``eng``/``deu``...; ``en`` is mapped for it). RapidOCR's bundled models read Latin
+            script and Chinese.
+        ocr_dpi: resolution pages are rendered at for OCR.
     """
 
     max_chars_per_file: int = Field(default=5_000_000, ge=1)
     max_chunks_per_file: int = Field(default=10_000, ge=1)
+    ocr: OcrMode = "auto"
+    ocr_engine: str = "rapidocr"
+    ocr_language: str = "en"
+    ocr_dpi: int = Field(default=200, ge=72, le=600)
 
 
 class AppSettings(_Section):

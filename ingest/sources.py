@@ -13,7 +13,7 @@ import os
 import re
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -103,6 +103,12 @@ class FileResult:
         pages: PDF pages (``None`` for text files or when unknown).
         source: the logical source id.
         note: extra information, e.g. that identical content is stored under another source.
+        ocr_pages: 1-based pages whose text came from OCR.
+        empty_pages: pages that yielded no text (a text layer and OCR, where it ran, found none).
+        skipped_pages: pages that were not read, by page, with the reason (their content
+            stream is broken, OCR is off with ``ingest.ocr = never``, or the engine failed).
+        warning: one line naming the pages that yielded nothing, for a file that is stored
+            all the same (``None`` when every page gave text).
     """
 
     path: str
@@ -113,6 +119,10 @@ class FileResult:
     pages: int | None = None
     source: str = ""
     note: str | None = None
+    ocr_pages: tuple[int, ...] = ()
+    empty_pages: tuple[int, ...] = ()
+    skipped_pages: dict[int, str] = field(default_factory=dict)
+    warning: str | None = None
 
     def to_json(self) -> dict[str, object]:
         """The machine-readable form (``path``, ``status``, ``chunks``, ``error`` and extras)."""
@@ -127,6 +137,10 @@ class FileResult:
         }
         if self.note:
             data["note"] = self.note
+        data["ocr_pages"] = list(self.ocr_pages)
+        data["empty_pages"] = list(self.empty_pages)
+        data["skipped_pages"] = {str(page): reason for page, reason in sorted(self.skipped_pages.items())}
+        data["warning"] = self.warning
         return data
 
 

@@ -47,6 +47,9 @@ CHAR_END = "char_end"
 DOMAIN = "domain"
 #: ISO time the file was ingested.
 INGESTED_AT = "ingested_at"
+#: ``True`` when the text of the chunk's page came from OCR (absent on text-layer pages and on
+#: chunks written before OCR existed).
+OCR = "ocr"
 
 #: Prefix of the source of an uploaded file (``upload:<sanitised name>``): a display name, not a path.
 UPLOAD_PREFIX = "upload:"
