@@ -25,3 +25,7 @@ class CollectionMismatchError(StoreError):
 
 class DocumentNotFoundError(StoreError):
     """No stored document matches the given source, path or file name (or several do)."""
+
+
+class FileStoreError(StoreError):
+    """A kept file cannot be stored, found or removed (a bad content hash or suffix, or an OS error)."""
