@@ -20,3 +20,10 @@ class IngestCancelledError(IngestError):
 
     :func:`ingest.pipeline.ingest_files` handles it: it never escapes an ingest run.
     """
+
+
+class OcrError(IngestError):
+    """OCR of a page failed: the engine is unknown or not installed, or it failed on the page.
+
+    Extraction records it as the reason a page was skipped; the other pages go on.
+    """

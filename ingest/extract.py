@@ -12,19 +12,17 @@ dropped, ligatures expanded, words hyphenated at a line end joined, whitespace n
 
 from __future__ import annotations
 
-import hashlib
 import io
 import logging
-import re
 import threading
-import unicodedata
 import warnings
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
+from ingest.cleaning import clean_text
 from ingest.errors import DocumentError, IngestCancelledError, LimitExceededError
+from ingest.pagecache import PageCache, page_fingerprint
 
 if TYPE_CHECKING:
     from pypdf import PdfReader
@@ -86,51 +84,6 @@ def too_much_text(file_name: str, chars: int, limit: int, *, where: str = "") ->
 def _check_cancel(cancel: threading.Event | None, file_name: str) -> None:
     if cancel is not None and cancel.is_set():
         raise IngestCancelledError(f"ingest cancelled while extracting {file_name!r}")
-
-
-# -- cleaning ----------------------------------------------------------------------------------
-
-_LIGATURES = str.maketrans({"ﬀ": "ff", "ﬁ": "fi", "ﬂ": "fl", "ﬃ": "ffi", "ﬄ": "ffl", "ﬅ": "st", "ﬆ": "st"})
-# Control characters except tab and newline (form feeds become newlines first).
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
-# A letter, a hyphen (or soft hyphen) at the end of a line, then a letter on the next line.
-_HYPHEN_BREAK = re.compile(r"([^\W\d_])[-\u00ad][ \t]*\n[ \t]*([^\W\d_])")
-_SPACES = re.compile(r"[^\S\n]+")  # whitespace other than newlines
-_MANY_NEWLINES = re.compile(r"\n{3,}")
-
-
-def _join_hyphenated(match: re.Match[str]) -> str:
-    before, after = match.group(1), match.group(2)
-    # Only "exam-\nple" (lower-case continuation): "Jean-\nPaul" and "COVID-\n19" keep the break.
-    if after.islower():
-        return before + after
-    return match.group(0)
-
-
-def clean_text(text: str) -> str:
-    r"""Conservative clean-up of extracted text.
-
-    * ``\r\n``, ``\r`` and form feeds become ``\n``; NUL and other control characters go;
-    * Unicode NFC; typographic ligatures (``ﬁ``) are expanded; soft hyphens inside lines go;
-    * a word hyphenated at a line end is joined when the next line continues in lower case;
-    * runs of spaces and tabs become one space, lines are stripped, three or more line breaks
-      become a paragraph break (two).
-
-    Args:
-        text: raw text.
-
-    Returns:
-        The cleaned text (stripped).
-    """
-    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\f", "\n")
-    text = _CONTROL.sub("", text)
-    text = unicodedata.normalize("NFC", text).translate(_LIGATURES)
-    text = _HYPHEN_BREAK.sub(_join_hyphenated, text)
-    text = text.replace("\u00ad", "")
-    text = _SPACES.sub(" ", text)
-    text = "\n".join(line.strip() for line in text.split("\n"))
-    text = _MANY_NEWLINES.sub("\n\n", text)
-    return text.strip()
 
 
 # -- text files --------------------------------------------------------------------------------
@@ -312,134 +265,11 @@ def _has_images(reader: PdfReader, limit: int = 50) -> bool:
     return False
 
 
-class PageTextCache:
-    """pypdf's text of PDF pages, by a fingerprint of everything the extraction reads.
+#: The page cache :func:`extract_pdf` used to be given (kept for callers of that name).
+PageTextCache = PageCache
 
-    Re-ingesting an edited PDF extracts only the pages that changed: a page's fingerprint is
-    the sha256 of its content streams and its resources (fonts with their encodings,
-    ToUnicode maps and widths, form XObjects: every object reachable from the page except its
-    parent in the page tree), its rotation, and the pypdf version. Streams count by their
-    dictionary (filters included) and their encoded bytes: nothing is decompressed, so an
-    image that decodes to tens of MB costs only its size in the file. Bounded (least recently used out); in memory, shared by the threads of a process.
-
-    Args:
-        max_entries: most pages kept.
-    """
-
-    def __init__(self, max_entries: int = 8192) -> None:
-        self.max_entries = max_entries
-        self._texts: OrderedDict[bytes, str] = OrderedDict()
-        self._lock = threading.Lock()
-        self.hits = 0
-        self.misses = 0
-
-    def get(self, key: bytes) -> str | None:
-        """The cached text, or ``None``."""
-        with self._lock:
-            text = self._texts.get(key)
-            if text is None:
-                self.misses += 1
-                return None
-            self._texts.move_to_end(key)
-            self.hits += 1
-            return text
-
-    def put(self, key: bytes, text: str) -> None:
-        """Remember a page's text."""
-        with self._lock:
-            self._texts[key] = text
-            self._texts.move_to_end(key)
-            while len(self._texts) > self.max_entries:
-                self._texts.popitem(last=False)
-
-    def clear(self) -> None:
-        """Forget every page."""
-        with self._lock:
-            self._texts.clear()
-
-
-#: The process-wide page cache :func:`extract_pdf` uses by default.
-PAGE_TEXT_CACHE = PageTextCache()
-
-
-def page_fingerprint(page: Any, memo: dict[tuple[int, int], bytes]) -> bytes:
-    """sha256 of what pypdf's ``extract_text`` reads from a page (see :class:`PageTextCache`).
-
-    Args:
-        page: a pypdf page.
-        memo: digests of indirect objects already hashed in this document (fonts shared by
-            many pages are hashed once).
-    """
-    import pypdf
-
-    digest = hashlib.sha256(f"pypdf {pypdf.__version__}\x00".encode())
-    for key in ("/Contents", "/Resources", "/Rotate"):
-        digest.update(key.encode() + b"\x00")
-        _feed(digest, page.get(key), memo, set())
-    return digest.digest()
-
-
-def _feed(digest: Any, obj: Any, memo: dict[tuple[int, int], bytes], active: set[tuple[int, int]]) -> None:
-    from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject, StreamObject
-
-    if isinstance(obj, IndirectObject):
-        ref = (obj.idnum, obj.generation)
-        if ref not in memo:
-            if ref in active:  # a cycle: the reference itself identifies it
-                digest.update(b"R%d %d" % ref)
-                return
-            active.add(ref)
-            inner = hashlib.sha256()
-            _feed(inner, obj.get_object(), memo, active)
-            active.discard(ref)
-            memo[ref] = inner.digest()
-        digest.update(b"I" + memo[ref])
-    elif isinstance(obj, StreamObject):
-        digest.update(b"S")
-        # The filters stay in: the bytes hashed are the encoded ones.
-        _feed_dict(digest, obj, memo, active, skip=("/Length", "/Parent"))
-        data = _stream_bytes(obj)
-        digest.update(len(data).to_bytes(8, "big") + data)
-    elif isinstance(obj, DictionaryObject):
-        digest.update(b"D")
-        _feed_dict(digest, obj, memo, active, skip=("/Parent",))
-    elif isinstance(obj, ArrayObject | list):
-        digest.update(b"A%d" % len(obj))
-        for item in obj:
-            _feed(digest, item, memo, active)
-    else:
-        text = repr(obj).encode("utf-8", "surrogatepass")
-        digest.update(b"V" + len(text).to_bytes(4, "big") + text)
-
-
-def _stream_bytes(stream: Any) -> bytes:
-    """A stream's bytes as stored in the file (still encoded), without decoding it.
-
-    ``get_data()`` would decode the stream and pypdf would keep the decoded copy: an image of a
-    few KB on disk can decode to tens of MB. ``_data`` holds the bytes as read (decrypted, not
-    decompressed); only a stream pypdf built itself (a content stream edited in memory) lacks
-    them, and that is text, so it is decoded.
-    """
-    raw = getattr(stream, "_data", None)
-    if isinstance(raw, bytes | bytearray):
-        return bytes(raw)
-    data: bytes = stream.get_data()
-    return data
-
-
-def _feed_dict(
-    digest: Any,
-    obj: Any,
-    memo: dict[tuple[int, int], bytes],
-    active: set[tuple[int, int]],
-    *,
-    skip: tuple[str, ...],
-) -> None:
-    keys = sorted(str(key) for key in obj if str(key) not in skip)
-    digest.update(b"%d" % len(keys))
-    for key in keys:
-        digest.update(key.encode("utf-8", "surrogatepass") + b"\x00")
-        _feed(digest, obj.raw_get(key) if hasattr(obj, "raw_get") else obj[key], memo, active)
+#: The process-wide, in-memory page cache :func:`extract_pdf` uses by default.
+PAGE_TEXT_CACHE = PageCache()
 
 
 def extract_pdf(

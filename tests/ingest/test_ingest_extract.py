@@ -160,4 +160,4 @@ def test_page_cache_is_bounded() -> None:
         file_name="b.pdf",
         page_cache=cache,
     )
-    assert len(cache._texts) == 3
+    assert len(cache) == 3
