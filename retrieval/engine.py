@@ -33,7 +33,19 @@ from retrieval.local_index import acquire
 from retrieval.modes import check_mode, check_threshold, check_weights, choose_mode
 from retrieval.qdrant import QdrantRetriever
 from retrieval.retriever import Request, Retriever
-from store.payload import CHUNK_INDEX, CONTENT_KEY, DOMAIN, FILE_NAME, FILE_SHA256, PAGE, SOURCE, metadata_of
+from store.payload import (
+    CHAR_END,
+    CHAR_START,
+    CHUNK_INDEX,
+    CONTENT_KEY,
+    DOMAIN,
+    FILE_NAME,
+    FILE_SHA256,
+    OCR,
+    PAGE,
+    SOURCE,
+    metadata_of,
+)
 from store.record import CollectionRecord
 
 if TYPE_CHECKING:
@@ -92,6 +104,10 @@ class Hit:
         chunk_index: position of the chunk within its file.
         source: the file's logical id (absolute path, ``upload:NAME`` or ``sample:NAME``).
         domain: the domain the file was ingested with.
+        file_sha256: hex sha256 of the file's bytes (``""`` when unknown).
+        ocr: whether the text of the chunk's page came from OCR.
+        char_start: offset of the chunk's first character in the file's extracted text.
+        char_end: offset just past the chunk's last character.
     """
 
     id: str
@@ -102,6 +118,10 @@ class Hit:
     chunk_index: int
     source: str = ""
     domain: str = ""
+    file_sha256: str = ""
+    ocr: bool = False
+    char_start: int | None = None
+    char_end: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The hit as a JSON-ready dict."""
@@ -113,6 +133,7 @@ class Hit:
             "text": self.text,
             "id": self.id,
             "source": self.source,
+            "ocr": self.ocr,
         }
 
 
@@ -209,6 +230,7 @@ def _to_hit(point: Any) -> Hit:
     payload = point.payload or {}
     meta = metadata_of(payload)
     page = meta.get(PAGE)
+    start, end = meta.get(CHAR_START), meta.get(CHAR_END)
     return Hit(
         id=str(point.id),
         score=float(point.score),
@@ -218,6 +240,10 @@ def _to_hit(point: Any) -> Hit:
         chunk_index=int(meta.get(CHUNK_INDEX, 0)),
         source=str(meta.get(SOURCE, "")),
         domain=str(meta.get(DOMAIN, "")),
+        file_sha256=str(meta.get(FILE_SHA256) or ""),
+        ocr=meta.get(OCR) is True,
+        char_start=int(start) if start is not None else None,
+        char_end=int(end) if end is not None else None,
     )
 
 
