@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import io
+import logging
 import secrets
 import threading
 from collections import OrderedDict
@@ -27,13 +28,19 @@ from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, NamedTuple
 
-from ingest.errors import DocumentError
-from ingest.highlight import Box, char_line_boxes, locate
+from ingest.errors import DocumentError, OcrError
+from ingest.highlight import Box, char_line_boxes, locate, span_line_boxes
+from ingest.ocr.base import OcrOptions
+from ingest.ocr.pages import ocr_page
 from ingest.rendering import PDFIUM_LOCK, open_document, render_page
 
 if TYPE_CHECKING:
     import pypdfium2
     from PIL import Image
+
+    from ingest.pagecache import PageCache
+
+logger = logging.getLogger(__name__)
 
 #: Rendered pages the LRU keeps at most, and the pixel bytes they may hold together.
 CACHE_MAX_PAGES = 32
@@ -169,8 +176,11 @@ def render_hit_page(
     file_name: str,
     page: int,
     passage: str,
+    ocr: bool = False,
     password: str | None = None,
     dpi: int = 110,
+    ocr_options: OcrOptions | None = None,
+    cache: PageCache | None = None,
 ) -> PageImage:
     """Render the page of a hit with its passage highlighted.
 
@@ -179,12 +189,20 @@ def render_hit_page(
         file_name: the document's display name, for messages.
         page: the hit's page, 1-based.
         passage: the hit's text (the stored chunk).
+        ocr: the chunk's text came from OCR (its ``ocr`` metadata): the boxes are those of the
+            OCR lines (:func:`ingest.ocr.pages.ocr_page`) instead of PDFium's characters.
         password: the password of an encrypted PDF (never kept, logged or shown).
         dpi: the resolution of the image, 36 to 600.
+        ocr_options: the OCR options the file was ingested with
+            (:meth:`~ingest.ocr.base.OcrOptions.from_settings`); their tag finds the page in
+            ``cache`` without OCR'ing it again. ``None``: the defaults.
+        cache: the page cache ingest filled (:meth:`ingest.pagecache.PageCache.for_data_dir`);
+            ``None``: an OCR page is OCR'd again (seconds).
 
     Returns:
         The page image; without a highlight (``highlighted=False``) when the passage cannot be
-        placed on the page, e.g. a text layer that differs too much from the stored text.
+        placed on the page (a text layer that differs too much from the stored text, or an OCR
+        engine that fails now: logged as a warning, the page is still shown).
 
     Raises:
         DocumentError: not a PDF, an encrypted PDF without a password or with a wrong one, a
@@ -198,10 +216,19 @@ def render_hit_page(
             f"{file_name!r} is not a PDF (it has no %PDF- header): only PDF pages can be shown"
         )
     base = _base_page(data, file_name=file_name, page=page, password=password, dpi=dpi)
-    location = locate(base.text, passage)
-    boxes = (
-        [] if location is None else char_line_boxes(base.text, base.char_boxes, location.start, location.end)
-    )
+    if ocr:
+        options = ocr_options if ocr_options is not None else OcrOptions()
+        boxes = _ocr_boxes(
+            data,
+            file_name=file_name,
+            page=page,
+            passage=passage,
+            password=password,
+            options=options,
+            cache=cache,
+        )
+    else:
+        boxes = _text_layer_boxes(base, passage)
     png = _encode(base.image, boxes)
     return PageImage(
         png=png,
@@ -211,8 +238,43 @@ def render_hit_page(
         page_count=base.page_count,
         boxes=tuple(boxes),
         highlighted=bool(boxes),
-        ocr=False,
+        ocr=ocr,
     )
+
+
+def _text_layer_boxes(base: _BasePage, passage: str) -> list[Box]:
+    """The line boxes of the passage's characters in PDFium's text page (none when not found)."""
+    location = locate(base.text, passage)
+    if location is None:
+        return []
+    return char_line_boxes(base.text, base.char_boxes, location.start, location.end)
+
+
+def _ocr_boxes(
+    data: bytes,
+    *,
+    file_name: str,
+    page: int,
+    passage: str,
+    password: str | None,
+    options: OcrOptions,
+    cache: PageCache | None,
+) -> list[Box]:
+    """The boxes of the OCR lines the passage overlaps: found exactly in the OCR text, else aligned."""
+    try:
+        read = ocr_page(data, page, file_name=file_name, password=password, options=options, cache=cache)
+    except OcrError as exc:
+        logger.warning("page %d of %r shown without highlight: %s", page, file_name, exc)
+        return []
+    start = read.text.find(passage) if passage.strip() else -1
+    if start >= 0:
+        end = start + len(passage)
+    else:
+        location = locate(read.text, passage)
+        if location is None:
+            return []
+        start, end = location.start, location.end
+    return span_line_boxes(read.spans, [line.box for line in read.lines], start, end)
 
 
 def _base_page(data: bytes, *, file_name: str, page: int, password: str | None, dpi: int) -> _BasePage:

@@ -1,8 +1,8 @@
-"""ingest.pageview: a hit's page rendered by PDFium, its passage highlighted from the text layer.
+"""ingest.pageview: a hit's page rendered by PDFium, its passage highlighted from the text layer or OCR lines.
 
-Every PDF is generated here (fpdf2, pypdf); the passage is what ingest stores for the page
-(pypdf's cleaned text, through ingest.extract), so the alignment meets the real differences
-between pypdf's and PDFium's readings of the page.
+Every PDF is generated here (fpdf2, pypdf, Pillow); the passage is what ingest stores for the
+page (pypdf's cleaned text, through ingest.extract), so the alignment meets the real differences
+between pypdf's and PDFium's readings of the page. The OCR test runs the real engine (RapidOCR).
 """
 
 from __future__ import annotations
@@ -11,16 +11,20 @@ import io
 from collections.abc import Iterator
 
 import pytest
-from pdfgen import TOPICS, encrypted_pdf_bytes, pdf_bytes
-from PIL import Image, ImageStat
+from fpdf import FPDF
+from pdfgen import DEJAVU, TOPICS, encrypted_pdf_bytes, pdf_bytes
+from PIL import Image, ImageDraw, ImageFont, ImageStat
+from pypdf import PdfReader, PdfWriter
+from pypdf.generic import RectangleObject
 from testdata import shared_path
 
 from ingest.errors import DocumentError
 from ingest.extract import extract_text
+from ingest.ocr.base import OcrOptions
+from ingest.pagecache import PageCache
 from ingest.pageview import PageImage, cache_info, clear_cache, render_hit_page
 
 A4_POINTS = (595.28, 841.89)
-A4_MM = (210.0, 297.0)
 SENTENCE = "The lighthouse keeper counted forty seven ships passing the northern cape."
 
 
@@ -33,8 +37,6 @@ def _empty_cache() -> Iterator[None]:
 
 def _three_pages(sentence_y_mm: float = 150.0) -> bytes:
     """Three A4 pages; page 2 holds SENTENCE at ``sentence_y_mm`` from the top, below a paragraph."""
-    from fpdf import FPDF
-
     pdf = FPDF()
     pdf.set_font("Helvetica", size=12)
     for number in (1, 2, 3):
@@ -159,9 +161,6 @@ def test_missing_page_non_pdf_and_malformed_pdf_are_document_errors() -> None:
 
 
 def _transformed(data: bytes, *, rotate: int = 0, crop_bottom_half: bool = False) -> bytes:
-    from pypdf import PdfReader, PdfWriter
-    from pypdf.generic import RectangleObject
-
     writer = PdfWriter(clone_from=PdfReader(io.BytesIO(data)))
     for page in writer.pages:
         if rotate:
@@ -208,3 +207,79 @@ def test_two_column_layout_highlights_a_passage_pypdf_extracts() -> None:
     # The passage is in the left column, in the lower half of the page.
     assert all(box[2] < 0.52 for box in image.boxes)
     assert all(0.5 < box[1] < 0.85 for box in image.boxes)
+
+
+SCAN_LINES = ("Harbour lights glow at dusk", "Seven ferries cross the bay", "Gulls follow the fishing boats")
+# The scan: a 1000 x 600 px picture drawn across the top of an A4 page (210 mm wide, so 126 mm
+# high); line i starts 60 + 180 i px down and is about 56 px high.
+_SCAN_MM_PER_PX = 210 / 1000
+
+
+def _scan_line_band(index: int) -> tuple[float, float]:
+    top_px = 60 + 180 * index
+    return top_px * _SCAN_MM_PER_PX / 297, (top_px + 56) * _SCAN_MM_PER_PX / 297
+
+
+def _scanned_pdf() -> bytes:
+    """An image-only page: three lines of large text as pixels, no text layer."""
+    picture = Image.new("RGB", (1000, 600), "white")
+    draw = ImageDraw.Draw(picture)
+    font = ImageFont.truetype(str(DEJAVU), 48)
+    for index, line in enumerate(SCAN_LINES):
+        draw.text((40, 60 + 180 * index), line, fill="black", font=font)
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    buffer.seek(0)
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.image(buffer, x=0, y=0, w=210)
+    return bytes(pdf.output())
+
+
+@pytest.mark.ocr
+def test_ocr_page_highlights_the_line_of_the_passage() -> None:
+    data = _scanned_pdf()
+    options = OcrOptions(dpi=100)
+    cache = PageCache()
+    image = render_hit_page(
+        data, file_name="scan.pdf", page=1, passage=SCAN_LINES[1], ocr=True, ocr_options=options, cache=cache
+    )
+    assert image.highlighted and image.ocr
+    assert len(image.boxes) == 1
+    x0, y0, x1, y1 = image.boxes[0]
+    top, bottom = _scan_line_band(1)
+    assert y0 < top + 0.01 and y1 > bottom - 0.01  # covers the passage's line...
+    assert y0 > _scan_line_band(0)[1] and y1 < _scan_line_band(2)[0]  # ...and neither neighbour
+    assert x0 < 0.1 and 0.5 < x1 < 0.9
+    assert _yellowness(_decoded(image), image.boxes[0]) > 20
+    # The page cache holds the OCR now: another hit of the page is not OCR'd again.
+    hits = cache.hits
+    again = render_hit_page(
+        data, file_name="scan.pdf", page=1, passage=SCAN_LINES[1], ocr=True, ocr_options=options, cache=cache
+    )
+    assert cache.hits == hits + 1
+    assert again.boxes == image.boxes
+    other = render_hit_page(
+        data,
+        file_name="scan.pdf",
+        page=1,
+        passage=TOPICS["chess"],
+        ocr=True,
+        ocr_options=options,
+        cache=cache,
+    )
+    assert not other.highlighted and other.boxes == ()
+
+
+def test_ocr_engine_failure_still_shows_the_page(caplog: pytest.LogCaptureFixture) -> None:
+    image = render_hit_page(
+        _scanned_pdf(),
+        file_name="scan.pdf",
+        page=1,
+        passage=SCAN_LINES[1],
+        ocr=True,
+        ocr_options=OcrOptions(engine="no-such-engine"),
+    )
+    assert image.ocr and not image.highlighted
+    assert _decoded(image).size == (image.width, image.height)
+    assert "unknown OCR engine 'no-such-engine'" in caplog.text
