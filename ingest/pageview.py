@@ -45,9 +45,10 @@ logger = logging.getLogger(__name__)
 #: Rendered pages the LRU keeps at most, and the pixel bytes they may hold together.
 CACHE_MAX_PAGES = 32
 CACHE_MAX_BYTES = 96 * 1024 * 1024
-#: Highlight colours (RGBA): a translucent yellow fill, an opaque amber outline.
-HIGHLIGHT_FILL = (255, 221, 0, 96)
-HIGHLIGHT_OUTLINE = (230, 150, 0, 255)
+#: Highlight: a yellow fill blended at this opacity (0-255), an opaque amber outline.
+HIGHLIGHT_FILL = (255, 221, 0)
+HIGHLIGHT_ALPHA = 96
+HIGHLIGHT_OUTLINE = (230, 150, 0)
 #: Resolutions accepted (dots per inch).
 MIN_DPI, MAX_DPI = 36, 600
 
@@ -325,12 +326,25 @@ def _characters(document: pypdfium2.PdfDocument, number: int) -> tuple[str, tupl
             for index in range(textpage.count_chars()):
                 char = _to_char(pdfium_c.FPDFText_GetUnicode(textpage.raw, index))
                 chars.append(char)
-                box = None if char.isspace() else textpage.get_charbox(index, loose=True)
-                boxes.append(None if box is None else to_fraction(*box))
+                boxes.append(None if char.isspace() else _char_box(textpage, index, to_fraction))
         finally:
             textpage.close()
             page.close()
     return "".join(chars), tuple(boxes)
+
+
+def _char_box(
+    textpage: pypdfium2.PdfTextPage,
+    index: int,
+    to_fraction: Callable[[float, float, float, float], Box | None],
+) -> Box | None:
+    """One character's loose box as fractions, or ``None`` where PDFium has none for it."""
+    import pypdfium2
+
+    try:
+        return to_fraction(*textpage.get_charbox(index, loose=True))
+    except pypdfium2.PdfiumError:
+        return None
 
 
 def _to_char(code: int) -> str:
@@ -387,25 +401,31 @@ def _clamp(value: float) -> float:
 
 
 def _encode(image: Image.Image, boxes: list[Box]) -> bytes:
-    """The page as PNG, with the boxes drawn on a copy (the cached page stays clean)."""
+    """The page as PNG, with the boxes drawn on a copy (the cached page stays clean).
+
+    The fill goes through one mask, so boxes that touch (adjacent lines) are tinted once.
+    """
     from PIL import Image as PilImage
     from PIL import ImageDraw
 
     shown = image
     if boxes:
         width, height = image.size
-        overlay = PilImage.new("RGBA", image.size, (0, 0, 0, 0))
-        draw = ImageDraw.Draw(overlay)
         pad = max(1.0, height / 800)
         outline = max(1, round(height / 600))
-        for x0, y0, x1, y1 in boxes:
-            draw.rectangle(
-                (x0 * width - pad, y0 * height - pad, x1 * width + pad, y1 * height + pad),
-                fill=HIGHLIGHT_FILL,
-                outline=HIGHLIGHT_OUTLINE,
-                width=outline,
-            )
-        shown = PilImage.alpha_composite(image.convert("RGBA"), overlay).convert("RGB")
+        rects = [
+            (x0 * width - pad, y0 * height - pad, x1 * width + pad, y1 * height + pad)
+            for x0, y0, x1, y1 in boxes
+        ]
+        mask = PilImage.new("L", image.size, 0)
+        mask_draw = ImageDraw.Draw(mask)
+        for rect in rects:
+            mask_draw.rectangle(rect, fill=HIGHLIGHT_ALPHA)
+        shown = image.copy()
+        shown.paste(HIGHLIGHT_FILL, mask=mask)
+        draw = ImageDraw.Draw(shown)
+        for rect in rects:
+            draw.rectangle(rect, outline=HIGHLIGHT_OUTLINE, width=outline)
     buffer = io.BytesIO()
     shown.save(buffer, format="PNG", compress_level=3)
     return buffer.getvalue()
