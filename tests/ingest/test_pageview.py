@@ -8,6 +8,7 @@ between pypdf's and PDFium's readings of the page. The OCR test runs the real en
 from __future__ import annotations
 
 import io
+import logging
 from collections.abc import Iterator
 
 import pytest
@@ -118,7 +119,8 @@ def test_ligatures_hyphenation_and_spacing_of_the_stored_text_still_align() -> N
     assert image.boxes[0][1] < 0.1
 
 
-def test_encrypted_pdf_renders_with_its_password_and_refuses_others() -> None:
+def test_encrypted_pdf_renders_with_its_password_and_refuses_others(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
     data = encrypted_pdf_bytes(SENTENCE, user_password="open sesame", owner_password="owner-secret")
     image = render_hit_page(data, file_name="locked.pdf", page=1, passage=SENTENCE, password="open sesame")
     assert image.highlighted
@@ -130,6 +132,7 @@ def test_encrypted_pdf_renders_with_its_password_and_refuses_others() -> None:
         render_hit_page(data, file_name="locked.pdf", page=1, passage=SENTENCE, password="guess-1234")
     assert "guess-1234" not in str(wrong.value)
     assert "open sesame" not in repr(cache_info())
+    assert "open sesame" not in caplog.text and "guess-1234" not in caplog.text
 
 
 def test_lru_renders_a_page_once_for_several_hits() -> None:
