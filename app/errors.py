@@ -20,6 +20,44 @@ class AppError(Exception):
     """Base class of every error raised by :mod:`app`."""
 
 
+class DocumentViewError(AppError):
+    """A hit's page or file cannot be shown (see :mod:`app.documents`)."""
+
+
+class FileNotKeptError(DocumentViewError):
+    """No copy of the file is kept (an upload from before files were kept, or one whose copy is gone)."""
+
+
+class FileMovedError(DocumentViewError):
+    """The file a document was ingested from is no longer where it was."""
+
+
+class FileChangedError(DocumentViewError):
+    """The file a document was ingested from now has other content."""
+
+
+class PasswordRequiredError(DocumentViewError):
+    """The file is an encrypted PDF and no password, or a wrong one, was given.
+
+    Args:
+        file_name: the file's display name.
+        wrong: a password was given and does not open it.
+
+    Attributes:
+        file_name: the file's display name.
+        wrong: whether the password given was wrong (``False``: none was given).
+    """
+
+    def __init__(self, file_name: str, *, wrong: bool) -> None:
+        self.file_name = file_name
+        self.wrong = wrong
+        if wrong:
+            message = f"the password does not open {file_name}; check it and try again"
+        else:
+            message = f"{file_name} is an encrypted PDF: give its password to show its pages"
+        super().__init__(message)
+
+
 def one_line(text: str) -> str:
     """``text`` safe to print on one line: credentials redacted, line breaks and controls escaped."""
     return display(redact_text(" ".join(part.strip() for part in str(text).splitlines() if part.strip())))

@@ -3,7 +3,9 @@
 :class:`SearchService` holds the three process-wide resources (settings, the embedding model and
 the one Qdrant client) plus a write lock, and offers what the user interfaces need: list,
 describe, create and drop collections, ingest files, list, find and delete documents, search,
-adapt a collection's model to its documents (:meth:`SearchService.adapt`), and fill an empty
+adapt a collection's model to its documents (:meth:`SearchService.adapt`), find a hit's file and
+show its page (:meth:`SearchService.stored_file`, :meth:`SearchService.page_view`, through
+:class:`app.documents.DocumentFiles`, which also keeps the uploaded files), and fill an empty
 default collection with the sample corpus (:func:`ensure_sample_corpus`).
 The model loads on first use, so commands that only read the store never load it.
 
@@ -27,6 +29,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar, cast
 
+from app.documents import DocumentFiles, FileRef
 from app.errors import AppError
 from app.models import Loader, ModelPool
 from config import InvalidNameError, override, validate_collection_name
@@ -35,7 +38,7 @@ from ingest.pipeline import ingest_files
 from ingest.report import IngestReport, ProgressEvent
 from ingest.sample_corpus import sample_files
 from ingest.sources import FileResult, SourceFile
-from retrieval.engine import SearchResult, options_from, search, validate_query
+from retrieval.engine import Hit, SearchResult, options_from, search, validate_query
 from store.client import list_collections, open_client
 from store.core import VectorStore, store_for
 from store.errors import StoreError
@@ -43,10 +46,13 @@ from store.manifest import DocumentManifest
 from store.record import CollectionRecord, expected_record
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from qdrant_client import QdrantClient
 
     from config import Settings
     from embedder import Embedder
+    from ingest.pageview import PageImage
     from training.adapt import AdaptEvent, AdaptResult
 
 P = ParamSpec("P")
@@ -223,6 +229,7 @@ class ServiceResources:
         settings: the settings.
         client: the Qdrant client.
         write_lock: the write lock.
+        files: the kept uploads and the files of the documents (:class:`app.documents.DocumentFiles`).
     """
 
     def __init__(
@@ -239,6 +246,7 @@ class ServiceResources:
         self.client = client
         self.write_lock = write_lock if write_lock is not None else threading.Lock()
         self.models = ModelPool(settings, embedder, purpose=purpose, loader=loader)
+        self.files = DocumentFiles(settings, client)
 
     @classmethod
     def open(
@@ -316,13 +324,11 @@ class ServiceResources:
         return True
 
 
-class SearchService(ServiceResources):
-    """What the front doors do: manage collections and documents, ingest, search.
+class CollectionService(ServiceResources):
+    """The collection operations of the service: list, describe, create and drop collections.
 
     See :class:`ServiceResources` for the constructor and :meth:`ServiceResources.open`.
     """
-
-    # -- collections ---------------------------------------------------------------------------
 
     def collections(self) -> list[str]:
         """Names of the existing collections that can be used here (valid names; no internal ones)."""
@@ -449,7 +455,15 @@ class SearchService(ServiceResources):
             if confirm is not None and not confirm(store.collection, points):
                 return None
             store.drop()
+            self.files.collect()  # the kept uploads no other collection holds
             return points
+
+
+class SearchService(CollectionService):
+    """What the front doors do: manage collections (:class:`CollectionService`) and documents, ingest, search.
+
+    See :class:`ServiceResources` for the constructor and :meth:`ServiceResources.open`.
+    """
 
     # -- documents -----------------------------------------------------------------------------
 
@@ -486,6 +500,8 @@ class SearchService(ServiceResources):
         instructions, whatever the settings say, so uploads through the app always match the
         collection. Only one ingest or delete writes at a time (:attr:`write_lock`); this call
         waits for the one running. No files: nothing is done and the model is not loaded.
+        Uploads are kept (:meth:`app.documents.DocumentFiles.keep`) before they are ingested,
+        and copies no manifest names afterwards (a failed or cancelled upload) are removed.
 
         Args:
             files: the files.
@@ -511,6 +527,7 @@ class SearchService(ServiceResources):
         if not self._acquire_write_lock(cancel):
             return _cancelled_report(files, store)
         try:
+            self.files.keep(files)
             record = store.read_record() if follow_record else None
             settings = self.settings
             if record is not None:
@@ -527,12 +544,32 @@ class SearchService(ServiceResources):
                 cancel=cancel,
             )
         finally:
+            self.files.collect()
             self.write_lock.release()
 
     def delete_document(self, source: str, collection: str | None = None) -> int:
-        """Delete a document's chunks and manifest; returns the number of chunks removed."""
+        """Delete a document's chunks, manifest and kept copy; returns the number of chunks removed."""
         with self.write_lock:
-            return self.store(collection).delete_document(source)
+            removed = self.store(collection).delete_document(source)
+            self.files.collect()  # identical content of another source or collection is kept
+            return removed
+
+    def stored_file(self, item: FileRef) -> Path | None:
+        """The file of a hit or a document now: its kept upload, the sample PDF or the path on disk.
+
+        ``None`` when there is none (not kept, moved or changed); ``self.files.locate(item)``
+        says why.
+        """
+        return self.files.locate(item).path
+
+    def page_view(self, hit: Hit, *, password: str | None = None) -> PageImage:
+        """The page of a hit as an image with its passage highlighted (see :meth:`DocumentFiles.page_view`).
+
+        Raises:
+            PasswordRequiredError: an encrypted PDF that ``password`` does not open.
+            DocumentViewError: the file is not kept, moved or changed.
+        """
+        return self.files.page_view(hit, password=password)
 
     # -- adaptation ----------------------------------------------------------------------------
 
@@ -615,6 +652,26 @@ class SearchService(ServiceResources):
         )
 
 
+@dataclass(frozen=True)
+class LocatedResult:
+    """A search result and, for each hit, its file now (see :meth:`SearchService.stored_file`).
+
+    Attributes:
+        result: the result.
+        files: the stored file of each hit, in the order of ``result.hits`` (``None``: none).
+    """
+
+    result: SearchResult
+    files: list[Path | None]
+
+    def to_json(self) -> dict[str, Any]:
+        """The result's JSON, each hit with its ``file_path`` (``null`` when there is no file)."""
+        data = self.result.to_json()
+        for hit, path in zip(data["hits"], self.files, strict=True):
+            hit["file_path"] = str(path) if path is not None else None
+        return data
+
+
 def search_once(
     settings: Settings,
     query: str,
@@ -624,7 +681,7 @@ def search_once(
     documents: Sequence[str] | None = None,
     domain: str | None = None,
     mode: str | None = None,
-) -> SearchResult:
+) -> LocatedResult:
     """One search of the settings' collection in a service of its own (the ``search`` command).
 
     The query is checked before the store opens, and the collection before the model (the
@@ -640,7 +697,7 @@ def search_once(
         mode: the retrieval mode (``None``: ``search.mode``, see :meth:`SearchService.search`).
 
     Returns:
-        The result.
+        The result, with the file each hit lives in now (so other tools can show its page).
 
     Raises:
         RetrievalError: the query is empty or too long.
@@ -649,9 +706,10 @@ def search_once(
     validate_query(query)
     with SearchService.open(settings, purpose="query") as service:
         service.store().require_record()
-        return service.search(
+        result = service.search(
             query, top_k=top_k, score_threshold=score_threshold, documents=documents, domain=domain, mode=mode
         )
+        return LocatedResult(result=result, files=[service.stored_file(hit) for hit in result.hits])
 
 
 def ensure_sample_corpus(

@@ -12,12 +12,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.cli import print_json
+from app.wording import plural
 from config import display
 from retrieval.modes import MODES
 
 if TYPE_CHECKING:
+    from app.service import LocatedResult
     from config import Settings
-    from retrieval.engine import SearchResult
 
 
 def register(subparsers: Any) -> None:
@@ -63,14 +64,16 @@ def document_filter(values: list[str] | None) -> list[str] | None:
     return names
 
 
-def format_result(result: SearchResult, *, width: int = 100) -> str:
-    """The human-readable form: numbered hits with file, page, score and the passage.
+def format_result(located: LocatedResult, *, width: int = 100) -> str:
+    """The human-readable form: numbered hits with file, page (``(OCR)`` when OCR'd), score and passage.
 
     File names and passages are shown through :func:`config.display` (no terminal escapes).
     """
+    result = located.result
     instruction = result.instruction or "(none)"
     lines = [
-        f"{len(result.hits)} hits in {result.collection!r} · mode {result.mode} · query instruction: {instruction}"
+        f"{plural(len(result.hits), 'hit')} in {result.collection!r} · mode {result.mode} · "
+        f"query instruction: {instruction}"
     ]
     if result.note:
         lines.append(f"note: {display(result.note)}")
@@ -80,7 +83,7 @@ def format_result(result: SearchResult, *, width: int = 100) -> str:
         else:
             lines.append("no hits (the document filter may exclude everything)")
     for rank, hit in enumerate(result.hits, start=1):
-        page = f"page {hit.page}" if hit.page is not None else "text"
+        page = (f"page {hit.page}" if hit.page is not None else "text") + (" (OCR)" if hit.ocr else "")
         lines.append("")
         lines.append(f"{rank}. {display(hit.file_name)} · {page} · score {hit.score:.3f}")
         passage = display(" ".join(hit.text.split()))
@@ -92,7 +95,7 @@ def run_search(args: argparse.Namespace, settings: Settings) -> int:
     """Run a search and print the hits."""
     from app.service import search_once  # qdrant-client and the model stack: not for --help
 
-    result = search_once(
+    located = search_once(
         settings,
         args.query,
         top_k=args.top_k,
@@ -102,7 +105,7 @@ def run_search(args: argparse.Namespace, settings: Settings) -> int:
         mode=args.mode,  # None: search.mode, which falls back to dense in older collections
     )
     if args.json:
-        print_json(result.to_json())
+        print_json(located.to_json())  # each hit with its page, ocr and file_path (null: no file)
     else:
-        print(format_result(result))
+        print(format_result(located))
     return 0

@@ -6,9 +6,14 @@ import json
 from pathlib import Path
 
 import pytest
-from pdfgen import TOPICS, write_pdf
+from pdfgen import TOPICS, pdf_bytes, write_pdf
 
 from app.cli import main
+from app.commands.search import format_result
+from app.service import LocatedResult, SearchService
+from config import load_settings
+from ingest.sources import upload_source
+from retrieval.engine import Hit, SearchResult
 
 
 @pytest.fixture
@@ -38,6 +43,33 @@ def test_json_output(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert data["instruction"] == "Represent the question for retrieving supporting documents:"
 
 
+def test_json_hits_name_their_page_ocr_and_stored_file(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A file ingested from disk is its own path; an upload is its kept copy; a moved file is null."""
+    settings = load_settings(data_dir=str(data_dir), model={"backend": "fake"})
+    upload = pdf_bytes([TOPICS["bread"]])
+    with SearchService.open(settings) as service:
+        service.ingest([upload_source("kitchen.pdf", upload)])
+    capsys.readouterr()
+    assert _run(data_dir, "magma eruption lava", "--json", "--top-k", "1") == 0
+    top = json.loads(capsys.readouterr().out)["hits"][0]
+    earth = tmp_path / "docs" / "earth.pdf"
+    assert (top["file_name"], top["page"], top["ocr"]) == ("earth.pdf", 2, False)
+    assert top["file_path"] == str(earth.resolve())
+
+    assert _run(data_dir, "flour yeast kneading gluten dough", "--json", "--top-k", "1") == 0
+    top = json.loads(capsys.readouterr().out)["hits"][0]
+    assert (top["file_name"], top["page"], top["ocr"]) == ("kitchen.pdf", 1, False)
+    kept = Path(top["file_path"])
+    assert kept.is_relative_to(data_dir / "files") and kept.read_bytes() == upload
+
+    earth.rename(tmp_path / "elsewhere.pdf")
+    assert _run(data_dir, "magma eruption lava", "--json", "--top-k", "1") == 0
+    top = json.loads(capsys.readouterr().out)["hits"][0]
+    assert top["file_name"] == "earth.pdf" and top["file_path"] is None
+
+
 def test_human_output_numbers_hits_with_file_page_score_and_passage(
     data_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -46,8 +78,10 @@ def test_human_output_numbers_hits_with_file_page_score_and_passage(
         _run(data_dir, "chess player pieces king queen rooks bishops knights pawns checkmate", "-k", "1") == 0
     )
     out = capsys.readouterr().out
-    assert "1 hits in 'documents'" in out
+    assert "1 hit in 'documents'" in out
     assert "1. games.md · text · score " in out
+    assert _run(data_dir, "magma eruption lava", "-k", "1") == 0
+    assert "1. earth.pdf · page 2 · score " in capsys.readouterr().out
     assert "checkmate the opposing king" in out
 
 
@@ -86,3 +120,10 @@ def test_missing_collection(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     err = capsys.readouterr().err
     assert "collection 'papers' does not exist yet" in err
     assert "instructor-search ingest PATH --collection papers" in err
+
+
+def test_human_output_marks_an_ocr_page() -> None:
+    hit = Hit(id="1", score=0.5, text="scanned words", file_name="scan.pdf", page=3, chunk_index=0, ocr=True)
+    result = SearchResult(query="q", hits=[hit], instruction=None, collection="documents", model="m", top_k=1)
+    out = format_result(LocatedResult(result=result, files=[None]))
+    assert "1. scan.pdf · page 3 (OCR) · score 0.500" in out
