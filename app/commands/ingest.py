@@ -17,12 +17,14 @@ from typing import TYPE_CHECKING, Any
 
 from app.cli import print_json
 from app.errors import AppError
+from app.wording import page_list, plural
 from config import display, validate_collection_name
 
 if TYPE_CHECKING:
     from app.service import CollectionSummary, SearchService
     from config import Settings
     from ingest.report import IngestReport, ProgressEvent
+    from ingest.sources import FileResult
     from store.manifest import DocumentManifest
     from store.record import CollectionRecord
 
@@ -122,19 +124,34 @@ class _ProgressBars:
         self.files.close()
 
 
+def file_lines(result: FileResult) -> list[str]:
+    """What ``ingest`` prints for one file: status, chunks and path, then its reason, OCR, warning and note.
+
+    Names and messages go through :func:`config.display` (no terminal escapes).
+    """
+    count, word = plural(result.chunks, "chunk").split(" ", 1)
+    lines = [f"{result.status:<9} {count:>6} {word:<6}  {display(result.path)}"]
+    if result.error:
+        lines.append(f"          reason: {display(result.error)}")
+    if result.ocr_pages:
+        lines.append(
+            f"          {plural(len(result.ocr_pages), 'page')} OCR'd ({page_list(result.ocr_pages)})"
+        )
+    if result.warning:
+        lines.append(f"          warning: {display(result.warning)}")
+    if result.note:
+        lines.append(f"          note: {display(result.note)}")
+    return lines
+
+
 def _print_report(report: IngestReport) -> None:
     for result in report.files:
-        line = f"{result.status:<9} {result.chunks:>6} chunks  {display(result.path)}"
-        if result.error:
-            line += f"\n          reason: {display(result.error)}"
-        if result.note:
-            line += f"\n          note: {display(result.note)}"
-        print(line)
+        print("\n".join(file_lines(result)))
     counts = report.counts()
     summary = ", ".join(f"{count} {status}" for status, count in counts.items() if count)
     print(
-        f"collection {report.collection!r}: {report.points} points "
-        f"({summary or 'no files'}; {report.chunks_embedded} chunks embedded in {report.seconds:.1f} s)"
+        f"collection {report.collection!r}: {plural(report.points, 'point')} "
+        f"({summary or 'no files'}; {plural(report.chunks_embedded, 'chunk')} embedded in {report.seconds:.1f} s)"
     )
     if report.repaired:
         print(f"removed {report.repaired} leftover chunks of an interrupted earlier run")
@@ -184,7 +201,9 @@ def run_documents(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print_json({"deleted": manifest.source, "chunks": removed, "points": points})
     else:
-        print(f"deleted {display(manifest.source)} ({removed} chunks); {points} points left")
+        print(
+            f"deleted {display(manifest.source)} ({plural(removed, 'chunk')}); {plural(points, 'point')} left"
+        )
     return 0
 
 
@@ -203,9 +222,10 @@ def _print_documents(
         print(f"collection {collection!r} has no documents")
     else:
         for doc in documents:
-            pages = "text" if doc.pages is None else f"{doc.pages} page" + ("s" if doc.pages != 1 else "")
-            print(f"{doc.chunks:>6} chunks  {pages:<10} {doc.ingested_at}  {display(doc.source)}")
-        print(f"{len(documents)} documents, {points} points in {collection!r}")
+            pages = "text" if doc.pages is None else plural(doc.pages, "page")
+            count, word = plural(doc.chunks, "chunk").split(" ", 1)
+            print(f"{count:>6} {word:<6}  {pages:<10} {doc.ingested_at}  {display(doc.source)}")
+        print(f"{plural(len(documents), 'document')}, {plural(points, 'point')} in {collection!r}")
 
 
 # -- collections ---------------------------------------------------------------------------------------

@@ -230,3 +230,46 @@ def test_killed_ingest_leaves_no_half_documents(tmp_path: Path, capsys: pytest.C
     listing = json.loads(out)
     assert len(listing["documents"]) == files and listing["points"] == expected
     assert sum(d["chunks"] for d in listing["documents"]) == expected
+
+
+def test_ingest_text_output_counts_in_words_and_names_ocr_and_empty_pages(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    note = tmp_path / "note.txt"
+    note.write_text(TOPICS["chess"], encoding="utf-8")
+    code, out, _ = run_cli(
+        capsys,
+        "ingest",
+        str(note),
+        "--qdrant-path",
+        str(tmp_path / "q"),
+        "--backend",
+        "fake",
+        "--no-progress",
+    )
+    assert code == 0
+    assert re.search(r"^ingested +1 chunk +\S*note\.txt$", out, re.MULTILINE), out
+    assert "1 point (1 ingested; 1 chunk embedded in" in out
+
+
+def test_file_lines_report_ocr_pages_and_the_warning() -> None:
+    from app.commands.ingest import file_lines
+    from ingest.sources import FileResult
+
+    result = FileResult(
+        path="/docs/scan.pdf",
+        status="ingested",
+        chunks=2,
+        file_name="scan.pdf",
+        pages=4,
+        ocr_pages=(1, 3),
+        empty_pages=(4,),
+        warning="page 4 yielded no text (no text layer, and OCR found none)",
+    )
+    assert file_lines(result) == [
+        "ingested       2 chunks  /docs/scan.pdf",
+        "          2 pages OCR'd (pages 1, 3)",
+        "          warning: page 4 yielded no text (no text layer, and OCR found none)",
+    ]
+    one = FileResult(path="/a.pdf", status="ingested", chunks=1, pages=1, ocr_pages=(1,))
+    assert file_lines(one) == ["ingested       1 chunk   /a.pdf", "          1 page OCR'd (page 1)"]
