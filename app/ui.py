@@ -16,16 +16,27 @@ fine-tuned on training data made from its own chunks and the collection re-embed
 one, in a background thread (:class:`app.adapting.AdaptJob`) whose progress a fragment of the
 sidebar follows, so the page and its searches never wait for it.
 
+Each hit card says when its text came from OCR, and a "Show page" toggle per hit shows its page
+as an image with the passage highlighted, and offers the original file for download
+(:func:`page_view`). Pages are rendered only for the hits whose toggle is on, and kept for the
+session (a few at a time), so a rerun does not render them again. An encrypted PDF asks for its
+password there; the password is used for that rendering and is gone from the session as soon as
+the page shows.
+
 Security: with ``app.password`` set, the page shows only a password field until the right
 password is given in that browser session (:func:`password_gate`). Uploaded names are sanitised
-and only used as display names (``upload:<name>`` sources; nothing is written to disk under
-them); passages, file names and messages are escaped before they reach HTML or Markdown, so no
-markup from a document reaches the page. Every error is one line (:func:`app.errors.user_message`).
+and only used as display names (``upload:<name>`` sources; the kept copy of an upload is named
+by its sha256, never by its name); passages, file names and messages are escaped before they
+reach HTML or Markdown, so no markup from a document reaches the page. The password field of
+the upload form (for encrypted PDFs) is cleared when the form is submitted and reaches only the
+ingest; it is never logged, shown or stored. Every error is one line
+(:func:`app.errors.user_message`), worded for the page (:func:`app.wording.for_the_page`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hmac
 import html
 import logging
@@ -39,10 +50,12 @@ from typing import TYPE_CHECKING, Any
 import streamlit as st
 
 from app.adapting import AdaptJob, adapt_job, dismiss_adapt, start_adapt
-from app.errors import DETAILS_IN_LOG, log_unexpected, user_errors, user_message
+from app.documents import media_type
+from app.errors import DETAILS_IN_LOG, PasswordRequiredError, log_unexpected, user_errors, user_message
 from app.models import adapted_model
 from app.service import SearchService, guard_client, serialize_embedder
 from app.uploads import UploadJob, UploadOutcome, start_upload
+from app.wording import for_the_page, plural
 from config import redact_text, validate_collection_name
 from embedder import DOMAIN_PRESETS, FakeEmbedder
 from ingest.reembed import derived_from
@@ -54,6 +67,7 @@ if TYPE_CHECKING:
 
     from config import Settings
     from embedder import Embedder
+    from ingest.pageview import PageImage
     from ingest.report import ProgressEvent
     from ingest.sources import FileResult
     from store.manifest import DocumentManifest
@@ -81,6 +95,8 @@ _STOPWORD_TEXT = (
     "they this to was we were what when where which who whom why will with would you your"
 )
 _STOPWORDS = frozenset(_STOPWORD_TEXT.split())
+#: Rendered pages kept per browser session (the latest ones).
+_PAGE_IMAGES_KEPT = 6
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~=:$&])")
 
 
@@ -166,7 +182,7 @@ def show_error(exc: BaseException | str, *, url: str | None = None) -> None:
         url: the Qdrant server URL in use (named by connection errors).
     """
     message = user_message(exc, url=url, details=DETAILS_IN_LOG) if isinstance(exc, BaseException) else exc
-    st.error(md_escape(redact_text(message)), icon=":material/error:")
+    st.error(md_escape(redact_text(for_the_page(message))), icon=":material/error:")
 
 
 def query_terms(query: str) -> list[str]:
@@ -194,9 +210,15 @@ def highlight(text: str, terms: Sequence[str]) -> str:
 
 
 def hit_card_html(rank: int, hit: Hit, terms: Sequence[str]) -> str:
-    """One result card: file name, page and score, then the highlighted passage (all escaped)."""
+    """One result card: file name, page, an OCR badge when OCR'd, and score, then the highlighted passage (all escaped)."""
     page = f"page {hit.page}" if hit.page is not None else "text file"
     passage = highlight(" ".join(hit.text.split()), terms)
+    ocr = (
+        '<span class="hit-ocr" title="the text of this page was read by OCR" style="background:#fef3c7;'
+        'color:#92400e;border-radius:0.3rem;padding:0 0.4rem">OCR</span>'
+        if hit.ocr
+        else ""
+    )
     return (
         '<div class="hit-card" style="border:1px solid rgba(49,51,63,0.2);border-radius:0.5rem;'
         'padding:0.75rem 1rem;margin-bottom:0.25rem">'
@@ -205,6 +227,7 @@ def hit_card_html(rank: int, hit: Hit, terms: Sequence[str]) -> str:
         f'<span class="hit-file" style="font-weight:700">{html.escape(hit.file_name)}</span>'
         f'<span class="hit-page" style="background:#eef2ff;color:#3730a3;border-radius:0.3rem;'
         f'padding:0 0.4rem">{html.escape(page)}</span>'
+        f"{ocr}"
         f'<span class="hit-score" style="color:#6b7280">score {hit.score:.3f}</span>'
         "</div>"
         f'<div class="hit-text" style="line-height:1.55">{passage}</div>'
@@ -433,7 +456,7 @@ def _search_section(service: SearchService, state: PageState, documents: list[Do
         placeholder="All documents",
     )
     if not query:
-        st.caption(f"{len(documents)} documents in {md_code(state.collection)}.")
+        st.caption(f"{plural(len(documents), 'document')} in {md_code(state.collection)}.")
         return
     try:
         result = service.search(
@@ -447,7 +470,7 @@ def _search_section(service: SearchService, state: PageState, documents: list[Do
     except USER_ERRORS as exc:
         show_error(exc)
         return
-    _results(result, state)
+    _results(service, result, state)
 
 
 def _document_labels(documents: list[DocumentManifest]) -> dict[str, str]:
@@ -460,10 +483,10 @@ def _document_labels(documents: list[DocumentManifest]) -> dict[str, str]:
     }
 
 
-def _results(result: SearchResult, state: PageState) -> None:
+def _results(service: SearchService, result: SearchResult, state: PageState) -> None:
     instruction = result.instruction or "(no instruction)"
     st.caption(
-        f"{len(result.hits)} hits in {result.seconds * 1000:.0f} ms · mode **{md_escape(result.mode)}** · "
+        f"{plural(len(result.hits), 'hit')} in {result.seconds * 1000:.0f} ms · mode **{md_escape(result.mode)}** · "
         f"query instruction: “{md_escape(instruction)}”"
     )
     if result.note:
@@ -482,6 +505,79 @@ def _results(result: SearchResult, state: PageState) -> None:
     terms = query_terms(result.query)
     for rank, hit in enumerate(result.hits, start=1):
         st.html(hit_card_html(rank, hit, terms))
+        label = "Show page" if hit.page is not None else "Show file"
+        if st.toggle(
+            label, key=f"show_page:{hit.id}", help="the page with the passage highlighted, and the file"
+        ):
+            page_view(service, hit)
+
+
+# -- a hit's page and file -----------------------------------------------------------------------------
+
+
+def page_view(service: SearchService, hit: Hit) -> None:
+    """A hit's page as an image (passage highlighted) and its file for download, or why not.
+
+    The page is rendered once and kept for the session (:func:`_page_image`). An encrypted PDF
+    asks for its password here; the field is drawn only while the page cannot be shown, so its
+    value leaves the session as soon as the page shows.
+    """
+    box = st.container(border=True)
+    password_key = f"page_password:{hit.id}"
+    with box:
+        try:
+            image = (
+                _page_image(service, hit, st.session_state.get(password_key) or None) if hit.page else None
+            )
+        except PasswordRequiredError as exc:
+            if exc.wrong:
+                show_error(exc)
+            else:
+                st.info(md_escape(str(exc)), icon=":material/lock:")
+            st.text_input(f"Password of {hit.file_name}", type="password", key=password_key)
+            image = None
+        except USER_ERRORS as exc:
+            show_error(exc)
+            return
+        if image is not None:
+            st.image(image.png, caption=page_caption(image), width="stretch")
+        _download_button(service, hit)
+
+
+def page_caption(image: PageImage) -> str:
+    """``page 3 of 7 · passage highlighted`` (or why it is not), ``· OCR`` for an OCR'd page."""
+    found = "passage highlighted" if image.highlighted else "the passage could not be placed on the page"
+    return f"page {image.page} of {image.page_count} · {found}" + (" · OCR" if image.ocr else "")
+
+
+def _page_image(service: SearchService, hit: Hit, password: str | None) -> PageImage:
+    """The hit's page, rendered once per session (the latest :data:`_PAGE_IMAGES_KEPT` are kept)."""
+    kept: dict[str, PageImage] = st.session_state.setdefault("_page_images", {})
+    key = f"{hit.file_sha256}:{hit.page}:{hit.id}"
+    image = kept.pop(key, None)
+    if image is None:
+        with st.spinner(f"Rendering page {hit.page} of {hit.file_name}…"):
+            image = service.page_view(hit, password=password)
+    kept[key] = image  # newest last
+    while len(kept) > _PAGE_IMAGES_KEPT:
+        kept.pop(next(iter(kept)))
+    return image
+
+
+def _download_button(service: SearchService, hit: Hit) -> None:
+    location = service.files.locate(hit)
+    if location.path is None:
+        show_error(location.reason or f"no file of {hit.file_name} is kept")
+        return
+    st.download_button(
+        f"Download {hit.file_name}",
+        data=functools.partial(service.files.read, hit),  # read only when clicked
+        file_name=hit.file_name,
+        mime=media_type(hit.file_name),
+        key=f"download:{hit.id}",
+        icon=":material/download:",
+        on_click="ignore",
+    )
 
 
 def _flash() -> None:
@@ -506,27 +602,45 @@ def _documents_section(service: SearchService, state: PageState, documents: list
 def _upload_form(service: SearchService, state: PageState) -> None:
     limit = service.settings.app.max_upload_mb
     with st.form("upload", clear_on_submit=True, border=True):
-        uploads = st.file_uploader(
+        st.file_uploader(
             f"Add PDF, text or Markdown files (up to {limit} MB each)",
             type=UPLOAD_TYPES,
             accept_multiple_files=True,
             key="uploads",
             max_upload_size=limit,
         )
-        submitted = st.form_submit_button("Upload and index", type="primary")
-    if not submitted:
-        return
-    files = [(upload.name, upload.getvalue()) for upload in uploads or []]
-    if not files:
+        st.text_input(
+            "Password for encrypted PDFs (optional)",
+            type="password",
+            key="upload_password",
+            help="Used to open the encrypted PDFs of this upload only: never stored, logged or shown.",
+        )
+        st.form_submit_button(
+            "Upload and index", type="primary", on_click=submit_upload, args=(service, state.collection)
+        )
+    if st.session_state.pop("_choose_files", False):
         st.warning("Choose one or more files first.", icon=":material/attach_file:")
+
+
+def submit_upload(service: SearchService, collection: str) -> None:
+    """The upload form's submit callback: start the upload (the page then follows it).
+
+    It runs before the script, so it can clear the password field in the session at once: the
+    password goes to the upload job alone, which drops it when the ingest ends.
+    """
+    password = st.session_state.get("upload_password") or None
+    st.session_state["upload_password"] = ""
+    files = [(upload.name, upload.getvalue()) for upload in st.session_state.get("uploads") or []]
+    if not files:
+        st.session_state["_choose_files"] = True
         return
-    job = start_upload(service, state.collection, files)
+    job = start_upload(service, collection, files, password=password)
+    del password
     st.session_state.pop("upload_outcome", None)
     if job.done.is_set():  # nothing to ingest (every file over the limit)
         st.session_state["upload_outcome"] = job.outcome()
-        st.rerun()
-    st.session_state["upload_job"] = job
-    follow_upload(service, job)
+    else:
+        st.session_state["upload_job"] = job
 
 
 def follow_upload(service: SearchService, job: UploadJob) -> None:
@@ -574,7 +688,7 @@ def _draw_progress(bar: Any, event: ProgressEvent) -> None:
             text=f"{name}: embedding {event.chunks_done}/{event.chunks_total} chunks",
         )
     elif event.stage == "stored":
-        bar.progress(1.0, text=f"{name}: stored ({event.chunks_total} chunks)")
+        bar.progress(1.0, text=f"{name}: stored ({plural(event.chunks_total, 'chunk')})")
     elif event.stage == "skipped":
         bar.progress(1.0, text=f"{name}: unchanged")
     else:
@@ -592,19 +706,22 @@ def _waiting_for_writes(service: SearchService) -> Iterator[None]:
 
 
 def outcome_line(result: FileResult) -> str:
-    """One line (Markdown, escaped) describing what happened to a file."""
+    """One line (Markdown, escaped) describing what happened to a file: chunks, pages, OCR'd pages, warning."""
     name = f"**{md_escape(result.file_name or result.path)}**"
     if result.status == "failed":
-        return f"{name} — failed: {md_escape(result.error or 'unknown reason')}"
+        return f"{name} — failed: {md_escape(for_the_page(result.error or 'unknown reason'))}"
     if result.status == "cancelled":
         note = f" · {md_escape(result.note)}" if result.note else ""
         return f"{name} — cancelled: not stored (rolled back){note}"
-    pages = f" from {result.pages} pages" if result.pages else ""
-    detail = f"{result.chunks} chunks{pages}"
+    pages = f" from {plural(result.pages, 'page')}" if result.pages else ""
+    detail = f"{plural(result.chunks, 'chunk')}{pages}"
     if result.status == "unchanged":
         detail = f"already stored, nothing to do ({detail})"
+    if result.ocr_pages:
+        detail += f" · {plural(len(result.ocr_pages), 'page')} OCR'd"
+    warning = f" · warning: {md_escape(result.warning)}" if result.warning else ""
     note = f" · {md_escape(result.note)}" if result.note else ""
-    return f"{name} — {result.status}: {detail}{note}"
+    return f"{name} — {result.status}: {detail}{warning}{note}"
 
 
 def _show_outcome(outcome: UploadOutcome | None) -> None:
@@ -616,12 +733,12 @@ def _show_outcome(outcome: UploadOutcome | None) -> None:
     summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
     st.markdown(f"**Last upload** ({summary or 'no files'}; {outcome.seconds:.1f} s)")
     if outcome.error:
-        show_error(outcome.error)
+        show_error(outcome.error)  # worded for the page
     for result in outcome.results:
         line, icon = outcome_line(result), _STATUS_ICON.get(result.status)
         if result.status == "failed":
             st.error(line, icon=icon)
-        elif result.status in ("cancelled", "skipped"):
+        elif result.status in ("cancelled", "skipped") or result.warning:
             st.warning(line, icon=icon)
         elif result.status == "unchanged":
             st.info(line, icon=icon)
@@ -635,16 +752,16 @@ def _document_list(service: SearchService, state: PageState, documents: list[Doc
         st.info("No documents yet. Add some above.", icon=":material/inbox:")
         return
     total = sum(doc.chunks for doc in documents)
-    st.caption(f"{len(documents)} documents · {total} chunks")
+    st.caption(f"{plural(len(documents), 'document')} · {plural(total, 'chunk')}")
     labels = _document_labels(documents)
     for doc in documents:
         row = st.container(border=True)
         name_col, info_col, action_col = row.columns([6, 3, 2], vertical_alignment="center")
         name_col.markdown(f":material/description: **{md_escape(labels[doc.source])}**")
-        pages = f" · {doc.pages} pages" if doc.pages else ""
-        info_col.caption(f"{doc.chunks} chunks{pages} · {doc.ingested_at[:10]}")
+        pages = f" · {plural(doc.pages, 'page')}" if doc.pages else ""
+        info_col.caption(f"{plural(doc.chunks, 'chunk')}{pages} · {doc.ingested_at[:10]}")
         with action_col.popover("Delete", icon=":material/delete:"):
-            st.markdown(f"Delete **{md_escape(doc.file_name)}** and its {doc.chunks} chunks?")
+            st.markdown(f"Delete **{md_escape(doc.file_name)}** and its {plural(doc.chunks, 'chunk')}?")
             if st.button("Yes, delete", key=f"delete:{doc.source}", type="primary"):
                 try:
                     with _waiting_for_writes(service):
@@ -652,7 +769,7 @@ def _document_list(service: SearchService, state: PageState, documents: list[Doc
                 except USER_ERRORS as exc:
                     show_error(exc)
                     return
-                st.session_state["flash"] = f"Deleted {doc.file_name} ({removed} chunks)."
+                st.session_state["flash"] = f"Deleted {doc.file_name} ({plural(removed, 'chunk')})."
                 st.session_state.pop("upload_outcome", None)
                 st.rerun()
 

@@ -2,7 +2,8 @@
 
 A job only calls the service and records progress; it never touches Streamlit, so a rerun of
 the page (any click) never interrupts it. Files over ``app.max_upload_mb`` are refused before
-anything is ingested.
+anything is ingested. The password of encrypted PDFs lives in the job only while it runs: it
+is handed to the ingest, then dropped, and never logged, shown or written anywhere.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from app.errors import DETAILS_IN_LOG, log_unexpected, user_message
+from app.wording import for_the_page
 from ingest import FileResult, SourceFile, upload_source
 
 if TYPE_CHECKING:
@@ -51,6 +53,7 @@ class UploadJob:
         report: the ingest report, once done (``None`` when it failed).
         error: the one-line message of the error that ended it, if any.
         started: ``time.monotonic()`` at the start.
+        password: the password for encrypted PDFs, until the ingest ends (left out of ``repr``).
     """
 
     collection: str
@@ -62,18 +65,26 @@ class UploadJob:
     report: IngestReport | None = None
     error: str | None = None
     started: float = field(default_factory=time.monotonic)
+    password: str | None = field(default=None, repr=False)
 
     def run(self, service: SearchService) -> None:
         """Ingest the files (call it in the job's thread); errors end up in :attr:`error`."""
         try:
             if self.sources:
                 self.report = service.ingest(
-                    self.sources, collection=self.collection, on_progress=self._progress, cancel=self.cancel
+                    self.sources,
+                    collection=self.collection,
+                    password=self.password,
+                    on_progress=self._progress,
+                    cancel=self.cancel,
                 )
         except Exception as exc:  # noqa: BLE001 - reported on the page as one line
             log_unexpected(exc, logger)
-            self.error = user_message(exc, url=service.settings.qdrant.url, details=DETAILS_IN_LOG)
+            self.error = for_the_page(
+                user_message(exc, url=service.settings.qdrant.url, details=DETAILS_IN_LOG)
+            )
         finally:
+            self.password = None  # used by this ingest only
             self.done.set()
 
     def _progress(self, event: ProgressEvent) -> None:
@@ -90,19 +101,26 @@ class UploadJob:
         )
 
 
-def start_upload(service: SearchService, collection: str, files: Sequence[tuple[str, bytes]]) -> UploadJob:
+def start_upload(
+    service: SearchService,
+    collection: str,
+    files: Sequence[tuple[str, bytes]],
+    *,
+    password: str | None = None,
+) -> UploadJob:
     """Start ingesting uploaded files in a background thread.
 
     Args:
         service: the service.
         collection: the target collection.
         files: ``(uploaded name, bytes)`` pairs. The name only becomes a display name.
+        password: the password of the encrypted PDFs among them (``None`` or ``""``: none).
 
     Returns:
         The running job (already done when no file is small enough to ingest).
     """
     limit_mb = service.settings.app.max_upload_mb
-    job = UploadJob(collection=collection, sources=[])
+    job = UploadJob(collection=collection, sources=[], password=password or None)
     for name, data in files:
         source = upload_source(name, data)
         if len(data) > limit_mb * 1024 * 1024:
@@ -119,6 +137,7 @@ def start_upload(service: SearchService, collection: str, files: Sequence[tuple[
         else:
             job.sources.append(source)
     if not job.sources:
+        job.password = None
         job.done.set()
         return job
     threading.Thread(target=job.run, args=(service,), name="instructor-search-upload", daemon=True).start()

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 import streamlit as st
-from pdfgen import TOPICS, pdf_bytes
+from pdfgen import TOPICS, encrypted_pdf_bytes, pdf_bytes
 from streamlit.testing.v1 import AppTest
 
-from app.ui import highlight, hit_card_html, md_escape, query_terms
+from app.ui import highlight, hit_card_html, md_escape, outcome_line, query_terms
+from ingest.sources import FileResult
 from retrieval.engine import Hit
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -123,7 +124,7 @@ def test_upload_search_and_delete(data_dir: Path) -> None:
     at.run()
     assert not at.exception
     assert any("Deleted nature.pdf (3 chunks)" in s for s in _texts(at, "success"))
-    assert "1 documents · 2 chunks" in _all_text(at)
+    assert "1 document · 2 chunks" in _all_text(at)
     assert all("nature.pdf" not in card for card in _cards(at))
 
 
@@ -277,6 +278,90 @@ def test_real_model_upload_and_search(data_dir: Path, monkeypatch: pytest.Monkey
     assert "health.txt" in _cards(at)[0]
 
 
+# -- a hit's page, its file, encrypted uploads ----------------------------------------------------------
+
+
+def _images(at: AppTest) -> list[tuple[list[str], list[str]]]:
+    """(urls, captions) of every st.image on the page."""
+    return [(el.value, el.captions) for el in at.get("image")]
+
+
+def test_a_hit_shows_its_page_with_the_passage_highlighted_and_offers_the_file(data_dir: Path) -> None:
+    at = _app()
+    nature = pdf_bytes([TOPICS["photosynthesis"], TOPICS["volcano"], TOPICS["glacier"]])
+    _upload(at, [("nature.pdf", nature, "application/pdf")])
+    _search(at, "magma chamber volcano eruptions lava")
+    toggles = [t for t in at.toggle if str(t.key).startswith("show_page:")]
+    assert len(toggles) == len(_cards(at)) >= 1
+    assert not _images(at)  # nothing is rendered until asked for
+    toggles[0].set_value(True)
+    at.run()
+    assert not at.exception, at.exception
+    images = _images(at)
+    assert len(images) == 1, _all_text(at)
+    urls, captions = images[0]
+    assert urls[0] and captions == ["page 2 of 3 · passage highlighted"]
+    downloads = at.get("download_button")
+    assert len(downloads) == 1 and "Download nature.pdf" in downloads[0].proto.label
+    assert not at.error
+
+    # A rerun (another search) does not add pages of the other hits.
+    _search(at, "glaciers carve valleys moraines ice")
+    assert len(_images(at)) <= 1
+
+
+def test_an_encrypted_upload_with_its_password_and_the_page_that_asks_for_it(data_dir: Path) -> None:
+    secret = encrypted_pdf_bytes(TOPICS["volcano"], user_password="sesame", owner_password="owner-pw")
+    at = _app()
+    at.text_input(key="upload_password").input("wrong")
+    _upload(at, [("secret.pdf", secret, "application/pdf")])
+    assert any(
+        "secret.pdf" in e and "the password does not open secret.pdf; check it and upload again" in e
+        for e in _texts(at, "error")
+    ), _texts(at, "error")
+    assert "--password" not in _all_text(at)
+    assert at.text_input(key="upload_password").value == ""  # cleared from the session
+
+    at.text_input(key="upload_password").input("sesame")
+    _upload(at, [("secret.pdf", secret, "application/pdf")])
+    assert any("secret.pdf" in s and "ingested" in s for s in _texts(at, "success")), _all_text(at)
+    assert at.text_input(key="upload_password").value == ""
+    assert "sesame" not in _all_text(at)
+
+    _search(at, "magma chamber volcano eruptions lava")
+    toggle = next(t for t in at.toggle if str(t.key).startswith("show_page:"))
+    toggle.set_value(True)
+    at.run()
+    assert not _images(at)
+    assert any("secret.pdf is an encrypted PDF" in i for i in _texts(at, "info"))
+    field = next(t for t in at.text_input if str(t.key).startswith("page_password:"))
+    field.input("nope")
+    at.run()
+    assert any("the password does not open secret.pdf" in e for e in _texts(at, "error"))
+    field = next(t for t in at.text_input if str(t.key).startswith("page_password:"))
+    field.input("sesame")
+    at.run()
+    assert not at.exception, at.exception
+    assert [captions for _, captions in _images(at)] == [["page 1 of 1 · passage highlighted"]]
+    # The page shows: its password field is gone, and the password with it.
+    assert not [t for t in at.text_input if str(t.key).startswith("page_password:")]
+    at.run()
+    assert len(_images(at)) == 1
+    state = at.session_state.to_dict()
+    assert not any(str(key).startswith("page_password:") for key in state)
+    assert "sesame" not in [value for value in state.values() if isinstance(value, str)]
+
+
+def test_deleting_a_document_in_the_page_removes_its_kept_copy(data_dir: Path) -> None:
+    at = _app()
+    data = pdf_bytes([TOPICS["bread"]])
+    _upload(at, [("bread.pdf", data, "application/pdf")])
+    assert len(list((data_dir / "files").rglob("*.pdf"))) == 1
+    at.button(key="delete:upload:bread.pdf").click()
+    at.run()
+    assert not list((data_dir / "files").rglob("*.pdf"))
+
+
 # -- pure helpers --------------------------------------------------------------------------------------
 
 
@@ -295,6 +380,32 @@ def test_card_escapes_file_name_and_shows_page() -> None:
     hit = Hit(id="1", score=0.5, text="x", file_name="<img src=x>.pdf", page=3, chunk_index=0)
     card = hit_card_html(1, hit, [])
     assert "&lt;img src=x&gt;.pdf" in card and "<img" not in card and "page 3" in card
+    assert "hit-ocr" not in card
+
+
+def test_card_of_an_ocr_page_has_the_ocr_badge() -> None:
+    hit = Hit(id="1", score=0.5, text="x", file_name="scan.pdf", page=2, chunk_index=0, ocr=True)
+    assert '<span class="hit-ocr"' in hit_card_html(1, hit, []) and ">OCR</span>" in hit_card_html(1, hit, [])
+
+
+def test_outcome_line_reports_ocr_pages_and_the_warning() -> None:
+    result = FileResult(
+        path="upload:scan.pdf",
+        status="ingested",
+        chunks=1,
+        file_name="scan.pdf",
+        pages=6,
+        ocr_pages=(2, 3),
+        empty_pages=(5,),
+        warning="page 5 yielded no text",
+    )
+    line = _plain(outcome_line(result))
+    assert (
+        line
+        == "**scan.pdf** — ingested: 1 chunk from 6 pages · 2 pages OCR'd · warning: page 5 yielded no text"
+    )
+    one = FileResult(path="a.pdf", status="ingested", chunks=2, file_name="a.pdf", pages=1, ocr_pages=(1,))
+    assert _plain(outcome_line(one)) == "**a.pdf** — ingested: 2 chunks from 1 page · 1 page OCR'd"
 
 
 def test_md_escape() -> None:
