@@ -28,7 +28,12 @@ def provenance(entries: Sequence[Mapping[str, Any]]) -> list[str]:
         packages = ", ".join(f"{k} {v}" for k, v in env["packages"].items())
         lines.append(
             f"- `{entry['key']}`: `{entry['command']}` — {env['date']}, commit {env['commit']}, "
-            f"{env['cpu']} ({env['cores']} cores), Python {env['python']}, {packages}"
+            f"{env['cpu']} ({env['cores']} cores{_load(env)}), Python {env['python']}, {packages}"
         )
     lines += ["", "</details>", ""]
     return lines
+
+
+def _load(env: Mapping[str, Any]) -> str:
+    load = env.get("load_average")
+    return f", load average {' '.join(str(value) for value in load)}" if load else ""

@@ -46,3 +46,36 @@ def render_document_pdf(title: str, text: str, path: Path) -> Path:
     pdf.output(str(tmp))
     tmp.replace(path)
     return path
+
+
+def render_image_pdf(title: str, text: str, path: Path, *, dpi: int = 150) -> Path:
+    """Write the document of :func:`render_document_pdf` as an image-only PDF: no text layer at all.
+
+    The text PDF is rendered first, then every page is rasterised by pypdfium2 and the pages are
+    written back as greyscale images (Pillow), so the only way to read the text is OCR, as with
+    a scan.
+
+    Args:
+        title: document title (may be empty).
+        text: body text.
+        path: output file.
+        dpi: resolution of the page images.
+
+    Returns:
+        ``path``.
+    """
+    import pypdfium2
+
+    source = render_document_pdf(title, text, path.with_name(f"{path.stem}.text.pdf"))
+    document = pypdfium2.PdfDocument(str(source))
+    try:
+        images = [
+            document[index].render(scale=dpi / 72).to_pil().convert("L") for index in range(len(document))
+        ]
+    finally:
+        document.close()
+    source.unlink()
+    tmp = path.with_suffix(".pdf.part")
+    images[0].save(tmp, "PDF", save_all=True, append_images=images[1:], resolution=float(dpi))
+    tmp.replace(path)
+    return path

@@ -18,11 +18,21 @@ from typing import Any
 
 from evaluation.beir_report import beir_section
 from evaluation.markdown import provenance, table
+from evaluation.ocr_report import ocr_section
 from evaluation.training_report import training_section
 
 DOCS = Path("docs")
 RESULTS = "results"
-PACKAGES = ("torch", "sentence-transformers", "transformers", "qdrant-client", "numpy", "pypdf")
+PACKAGES = (
+    "torch",
+    "sentence-transformers",
+    "transformers",
+    "qdrant-client",
+    "numpy",
+    "pypdf",
+    "pypdfium2",
+    "rapidocr-onnxruntime",
+)
 
 
 def _cpu_name() -> str:
@@ -68,6 +78,7 @@ def environment() -> dict[str, Any]:
         "cpu": _cpu_name(),
         "cores": os.cpu_count(),
         "python": platform.python_version(),
+        "load_average": [round(value, 2) for value in os.getloadavg()],
         "packages": versions,
     }
 
@@ -143,13 +154,15 @@ def render(docs: Path = DOCS) -> Path:
         "reproduce; each section names the date, commit, CPU and package versions of its runs.",
         "",
     ]
-    order = ["beir", "training", "tuning", "sts", "speed", "latency", "ingest", "accuracy"]
+    order = ["beir", "training", "tuning", "sts", "ocr", "speed", "latency", "ingest", "accuracy"]
     for kind in sorted(results, key=lambda k: (order.index(k) if k in order else len(order), k)):
         entries = results[kind]
         if kind == "beir":
             lines += beir_section(entries, docs)
         elif kind == "training":
             lines += training_section(entries)
+        elif kind == "ocr":
+            lines += ocr_section(entries)
         else:
             lines += _generic_section(kind, entries)
         notes = docs / "notes" / f"{kind}.md"

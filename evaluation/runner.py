@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-CorpusFormat = Literal["json", "pdf"]
+CorpusFormat = Literal["json", "pdf", "pdf-image"]
 #: Sources per ingest call: bounded memory, while batches still fill across documents.
 INGEST_BATCH_FILES = 256
 
@@ -169,19 +169,26 @@ def _doc_id_from_file_name(file_name: str) -> str:
     return file_name.rsplit(".", 1)[0] if file_name.endswith((".txt", ".pdf")) else file_name
 
 
-def render_pdfs(docs: Sequence[BeirDocument], folder: Path) -> list[Path]:
+def render_pdfs(docs: Sequence[BeirDocument], folder: Path, *, images: bool = False) -> list[Path]:
     """Render documents to one PDF each (title and text, fpdf2, a Unicode TTF font).
 
     Existing files are kept, so a rerun renders nothing.
+
+    Args:
+        docs: the documents.
+        folder: where the PDFs go.
+        images: image-only PDFs (the pages rasterised, no text layer), read only through OCR.
     """
-    from evaluation.pdfs import render_document_pdf  # fpdf2 and its font: only when PDFs are rendered
+    # fpdf2, pypdfium2 and the font: only when PDFs are rendered
+    from evaluation.pdfs import render_document_pdf, render_image_pdf
 
     folder.mkdir(parents=True, exist_ok=True)
+    render = render_image_pdf if images else render_document_pdf
     paths = []
     for doc in docs:
         path = folder / f"{doc.doc_id}.pdf"
         if not path.is_file():
-            render_document_pdf(doc.title, doc.text, path)
+            render(doc.title, doc.text, path)
         paths.append(path)
     return paths
 
@@ -209,7 +216,8 @@ def _sources(
             )
             for doc in batch
         ]
-    ready = dataset.folder / "pdfs"
+    images = corpus_format == "pdf-image"
+    ready = dataset.folder / ("pdfs-image" if images else "pdfs")
     paths = []
     for doc in batch:
         existing = ready / f"{doc.doc_id}.pdf"
@@ -218,10 +226,15 @@ def _sources(
     if missing:
         if pdf_folder is None:
             raise EvaluationError("a PDF cache folder is needed to render the corpus")
-        rendered = dict(zip((d.doc_id for d in missing), render_pdfs(missing, pdf_folder), strict=True))
+        rendered_paths = render_pdfs(missing, pdf_folder, images=images)
+        rendered = dict(zip((d.doc_id for d in missing), rendered_paths, strict=True))
         paths = [path or rendered[doc.doc_id] for doc, path in zip(batch, paths, strict=True)]
     return [
-        SourceFile(source=f"beir-pdf:{dataset.name}:{doc.doc_id}", file_name=f"{doc.doc_id}.pdf", path=path)
+        SourceFile(
+            source=f"beir-{corpus_format}:{dataset.name}:{doc.doc_id}",
+            file_name=f"{doc.doc_id}.pdf",
+            path=path,
+        )
         for doc, path in zip(batch, paths, strict=True)
         if path is not None
     ]
@@ -267,7 +280,7 @@ def _ingest_corpus(
 ) -> _Build:
     """Ingest the corpus in batches through :func:`ingest.pipeline.ingest_files` (nothing when already stored)."""
     started = time.perf_counter()
-    failed = done = embedded = 0
+    failed = done = embedded = pages = ocr_pages = 0
     costs: dict[str, dict[str, float]] = {"seconds": {}, "items": {}}
     skipped: list[str] = []
     stored = corpus_format == "json" and _json_corpus_stored(store, dataset)
@@ -281,6 +294,8 @@ def _ingest_corpus(
             store=store,
         )
         failed += sum(1 for f in report.files if f.status == "failed")
+        pages += sum(f.pages or 0 for f in report.files)
+        ocr_pages += sum(len(f.ocr_pages) for f in report.files)
         embedded += report.chunks_embedded
         for kind in ("seconds", "items"):
             for name, value in report.representations.get(kind, {}).items():
@@ -293,6 +308,9 @@ def _ingest_corpus(
     info = {
         "seconds": round(seconds, 2),
         "chunks_embedded": embedded,
+        "pages": pages,
+        "ocr_pages": ocr_pages,
+        "failed_files": failed,
         "representation_seconds": {k: round(v, 2) for k, v in costs["seconds"].items()},
         "representation_items": {k: int(v) for k, v in costs["items"].items()},
         "skipped": skipped,
@@ -373,11 +391,12 @@ def run_beir(
         embedder: the embedder.
         instructions: which instructions to use.
         corpus_format: ``json`` ingests each document's title and text as a text file;
-            ``pdf`` ingests one PDF per document through the PDF path.
+            ``pdf`` ingests one PDF per document through the PDF path; ``pdf-image`` the same
+            PDFs as page images without a text layer, read through OCR.
         top_k: documents retrieved per query (100 for Recall@100 and MAP@100).
         store_dir: embedded Qdrant folder to keep (reused when built the same way); a
             temporary folder when ``None``.
-        pdf_folder: where rendered PDFs are cached (``pdf`` format).
+        pdf_folder: where rendered PDFs are cached (``pdf`` and ``pdf-image`` formats).
         ignore_identical_ids: drop hits whose doc id equals the query id (BEIR/MTEB convention).
         on_progress: called with (stage, done, total).
         mode: retrieval mode of the searches (``None``: ``settings.search.mode``); fused modes

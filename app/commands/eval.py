@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from app.commands.eval_ocr import register_ocr
 from config import Settings, override
 from evaluation.errors import EvaluationError
 from evaluation.record import DOCS, save_result
@@ -21,14 +22,23 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("eval", help="measure quality on real benchmarks")
     inner = parser.add_subparsers(dest="eval_command", metavar="BENCHMARK", required=True)
 
-    for name, help_text in (
-        ("beir", "BEIR retrieval: ingest the corpus, search every query, score with pytrec_eval"),
-        ("beir-pdf", "the same, with every document rendered to a PDF and ingested through the PDF path"),
+    for name, corpus_format, help_text in (
+        ("beir", "json", "BEIR retrieval: ingest the corpus, search every query, score with pytrec_eval"),
+        (
+            "beir-pdf",
+            "pdf",
+            "the same, with every document rendered to a PDF and ingested through the PDF path",
+        ),
+        (
+            "beir-pdf-image",
+            "pdf-image",
+            "the same PDFs as page images without a text layer, read through OCR (slow)",
+        ),
     ):
         beir = inner.add_parser(name, help=help_text)
+        beir.set_defaults(handler=_beir_handler, corpus_format=corpus_format)
         _add_beir_arguments(beir)
         _add_output_flags(beir)
-        beir.set_defaults(handler=_beir_handler, corpus_format="pdf" if name == "beir-pdf" else "json")
 
     sts = inner.add_parser(
         "sts", help="STS-benchmark Spearman correlation, with and without an STS instruction"
@@ -57,6 +67,8 @@ def register(subparsers: Any) -> None:
     )
     _add_output_flags(tune)
     tune.set_defaults(handler=_tune_handler)
+
+    register_ocr(inner, _add_output_flags)
 
     suite = inner.add_parser("all", help="the standard suite on ../shared/data (what `make eval` runs)")
     suite.add_argument("--data", default=str(SHARED), help="shared data folder (default ../shared/data)")
@@ -157,10 +169,18 @@ def run_beir_command(
         settings=settings,
         embedder=embedder,
         instructions=choice,
-        corpus_format="pdf" if corpus_format == "pdf" else "json",
+        corpus_format="pdf"
+        if corpus_format == "pdf"
+        else "pdf-image"
+        if corpus_format == "pdf-image"
+        else "json",
         top_k=top_k,
         store_dir=Path(store) if store else None,
-        pdf_folder=settings.data_dir / "eval" / dataset.name / "pdfs",
+        # text and image-only PDFs of a document share its file name: one folder per format
+        pdf_folder=settings.data_dir
+        / "eval"
+        / dataset.name
+        / ("pdfs-image" if corpus_format == "pdf-image" else "pdfs"),
         ignore_identical_ids=ignore_identical_ids,
         on_progress=progress,
         mode=mode,
