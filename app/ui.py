@@ -97,6 +97,8 @@ _STOPWORD_TEXT = (
 _STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 #: Rendered pages kept per browser session (the latest ones).
 _PAGE_IMAGES_KEPT = 6
+#: Widest a page image is drawn, in CSS pixels (a whole page stays in view).
+_PAGE_WIDTH = 760
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~=:$&])")
 
 
@@ -540,7 +542,7 @@ def page_view(service: SearchService, hit: Hit) -> None:
             show_error(exc)
             return
         if image is not None:
-            st.image(image.png, caption=page_caption(image), width="stretch")
+            st.image(image.png, caption=page_caption(image), width=min(image.width, _PAGE_WIDTH))
         _download_button(service, hit)
 
 

@@ -312,3 +312,35 @@ def test_cancel_an_upload_keeps_stored_files_and_frees_the_lock(
     assert _errors(uploader) == [] and _errors(other) == []
     ARTIFACTS.mkdir(exist_ok=True)
     uploader.screenshot(path=str(ARTIFACTS / "browser_cancel.png"), full_page=True)
+
+
+def test_a_hit_opens_on_its_page_with_the_passage_highlighted_and_its_file_downloads(
+    chromium: Any, app_url: str, tmp_path: Path
+) -> None:
+    lighthouse = _pdf(tmp_path, "lighthouse.pdf", [TOPICS["bread"], LIGHTHOUSE, TOPICS["chess"]])
+    page = _open(chromium, app_url)
+    _upload(page, [lighthouse])
+    _wait_uploaded(page, ["lighthouse.pdf"])
+    query = next(q for q, (name, _) in QUERIES.items() if name == "lighthouse.pdf")
+    card = _search(page, query, "lighthouse.pdf")
+    assert card.locator(".hit-page").inner_text() == "page 2"
+    assert page.locator('img[src*="/media/"]').count() == 0  # no page is rendered before it is asked for
+
+    page.get_by_text("Show page", exact=True).first.click()
+    image = page.locator('img[src*="/media/"]').first
+    image.wait_for(state="visible", timeout=60_000)
+    page.wait_for_function(
+        "el => el.complete && el.naturalWidth > 0", arg=image.element_handle(), timeout=30_000
+    )
+    size = image.evaluate("el => [el.naturalWidth, el.naturalHeight]")
+    assert size[1] > size[0] > 300, size  # an upright A4 page at the page view's resolution
+    assert page.get_by_text("page 2 of 3 · passage highlighted").count() == 1
+
+    with page.expect_download(timeout=60_000) as download:
+        page.get_by_role("button", name=re.compile("Download lighthouse.pdf")).click()
+    assert download.value.suggested_filename == "lighthouse.pdf"
+    assert Path(download.value.path()).read_bytes() == lighthouse.read_bytes()
+    assert _errors(page) == []
+    ARTIFACTS.mkdir(exist_ok=True)
+    image.screenshot(path=str(ARTIFACTS / "browser_page_image.png"))
+    page.screenshot(path=str(ARTIFACTS / "browser_page_view.png"), full_page=True)
