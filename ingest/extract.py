@@ -2,9 +2,14 @@
 
 Every way a file can be unusable ends in a :class:`~ingest.errors.DocumentError` whose message
 says what is wrong with that file and, where there is one, the fix: an encrypted PDF without
-its password, a malformed or truncated PDF, a scan without a text layer, an empty file, a
-non-PDF named ``.pdf``, a binary file named ``.txt``. A garbled text layer cannot be detected
-and is ingested as it is.
+its password, a malformed or truncated PDF, a PDF none of whose pages yielded text (blank, OCR
+found nothing, OCR off), an empty file, a non-PDF named ``.pdf``, a binary file named ``.txt``.
+
+A PDF page without a usable text layer (none, a few characters, or text that fails the garbage
+test of :mod:`ingest.quality`) is rendered and OCR'd (:mod:`ingest.ocr`, setting ``ingest.ocr``);
+:class:`ExtractedText` records the pages OCR'd, the pages that yielded nothing and the pages
+skipped, with the reason. Text-layer text and OCR output are kept in the page cache
+(:mod:`ingest.pagecache`), so an unchanged page is neither extracted nor OCR'd twice.
 
 Extracted text is cleaned conservatively (:func:`clean_text`): NUL and control characters are
 dropped, ligatures expanded, words hyphenated at a line end joined, whitespace normalised.
@@ -16,12 +21,14 @@ import io
 import logging
 import threading
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
 from ingest.cleaning import clean_text
 from ingest.errors import DocumentError, IngestCancelledError, LimitExceededError
+from ingest.ocr.base import OcrOptions
+from ingest.ocr.decide import PageReader, nothing_read, pages_warning
 from ingest.pagecache import PageCache, page_fingerprint
 
 if TYPE_CHECKING:
@@ -40,10 +47,12 @@ class Page:
     Attributes:
         number: 1-based page number; ``None`` for text files.
         text: the cleaned text.
+        ocr: whether the text came from OCR (:mod:`ingest.ocr`) rather than the text layer.
     """
 
     number: int | None
     text: str
+    ocr: bool = False
 
 
 @dataclass(frozen=True)
@@ -54,11 +63,29 @@ class ExtractedText:
         pages: pages that have text, in order (empty pages are left out).
         page_count: pages in the PDF, empty ones included; ``None`` for text files.
         kind: ``"pdf"`` or ``"text"``.
+        ocr_pages: pages whose text came from OCR.
+        empty_pages: pages without text: no text layer, and OCR (where it ran) found none.
+        skipped_pages: pages that were not read, with the reason (OCR off, the engine failed,
+            a broken content stream).
+        garbled_pages: pages whose text layer failed the garbage test (:mod:`ingest.quality`).
+        ocr_seconds: time spent rendering and OCR'ing (not compared).
     """
 
     pages: tuple[Page, ...]
     page_count: int | None
     kind: str
+    ocr_pages: tuple[int, ...] = ()
+    empty_pages: tuple[int, ...] = ()
+    skipped_pages: dict[int, str] = field(default_factory=dict)
+    garbled_pages: tuple[int, ...] = ()
+    ocr_seconds: float = field(default=0.0, compare=False)
+
+    @property
+    def warning(self) -> str | None:
+        """One line naming the pages that yielded nothing (``None`` when every page gave text)."""
+        if self.page_count is None:
+            return None
+        return pages_warning(self.page_count, self.empty_pages, self.skipped_pages)
 
 
 # -- limits ------------------------------------------------------------------------------------
@@ -277,28 +304,34 @@ def extract_pdf(
     *,
     file_name: str,
     password: str | None = None,
-    page_cache: PageTextCache | None = PAGE_TEXT_CACHE,
+    page_cache: PageCache | None = PAGE_TEXT_CACHE,
     max_chars: int | None = None,
     cancel: threading.Event | None = None,
+    ocr: OcrOptions | None = None,
 ) -> ExtractedText:
-    """Text of each page of a PDF.
+    """Text of each page of a PDF, from its text layer or, page by page, from OCR.
+
+    Which pages are OCR'd (``ocr.mode``) and what an empty, skipped or garbled page is: see
+    :mod:`ingest.ocr.decide`. A page whose extraction fails is OCR'd (``auto``, ``always``) or
+    skipped (``never``); the other pages go on.
 
     Args:
         data: the PDF's bytes.
         file_name: for messages.
         password: user or owner password of an encrypted PDF.
-        page_cache: pages seen before (by fingerprint) are not extracted again; ``None``
-            extracts every page.
+        page_cache: pages seen before (by fingerprint) are neither extracted nor OCR'd again;
+            ``None`` extracts and OCRs every page.
         max_chars: most characters of (cleaned) text the file may yield; extraction stops at the
             page that passes it (``ingest.max_chars_per_file``). ``None``: no limit.
         cancel: checked before each page; when set, extraction stops.
+        ocr: the OCR options (``None``: the defaults, ``auto`` with RapidOCR).
 
     Returns:
-        The pages with text, their 1-based numbers, and the page count.
+        The pages with text, their 1-based numbers, the page count and what each page yielded.
 
     Raises:
         DocumentError: empty, not a PDF, malformed, a decompression bomb, encrypted without a
-            working password, or without any text layer.
+            working password, or no page yielded text (the message says why).
         LimitExceededError: the text passes ``max_chars``.
         IngestCancelledError: ``cancel`` was set.
     """
@@ -309,36 +342,36 @@ def extract_pdf(
     _quiet_pypdf()
     reader = _open_pdf(data, file_name=file_name, password=password)
     page_objects = _page_objects(reader, file_name)
+    count = len(page_objects)
+    options = ocr if ocr is not None else OcrOptions()
+    pages_read = PageReader(data, file_name=file_name, password=password, options=options, cache=page_cache)
     pages: list[Page] = []
-    broken: list[int] = []
     memo: dict[tuple[int, int], bytes] = {}
     total = 0
     for number, page in enumerate(page_objects, start=1):
         _check_cancel(cancel, file_name)
         raw = _page_text(page, number, file_name=file_name, memo=memo, page_cache=page_cache)
-        if raw is None:
-            broken.append(number)
-            continue
-        text = clean_text(raw)
+        text, from_ocr = pages_read.read(number, page, None if raw is None else clean_text(raw), memo)
         total += len(text)
         if max_chars is not None and total > max_chars:
-            where = f" by page {number} of {len(page_objects)} (extraction stopped there)"
+            where = f" by page {number} of {count} (extraction stopped there)"
             raise too_much_text(file_name, total, max_chars, where=where)
         if text:
-            pages.append(Page(number=number, text=text))
-    if broken and len(broken) == len(page_objects):
-        raise DocumentError(
-            f"{file_name!r} is a malformed PDF: text extraction failed on all {len(broken)} page(s)"
-        )
-    if broken:
-        logger.warning(
-            "%s: text extraction failed on page(s) %s; the other pages are ingested",
-            file_name,
-            ", ".join(map(str, broken)),
-        )
+            pages.append(Page(number=number, text=text, ocr=from_ocr))
+    pages_read.log(count)
+    report = pages_read.report
     if not pages:
-        raise _no_text_layer(reader, file_name, len(page_objects))
-    return ExtractedText(pages=tuple(pages), page_count=len(page_objects), kind="pdf")
+        raise nothing_read(file_name, count, report, has_images=_has_images(reader))
+    return ExtractedText(
+        pages=tuple(pages),
+        page_count=count,
+        kind="pdf",
+        ocr_pages=tuple(report.ocr_pages),
+        empty_pages=tuple(report.empty_pages),
+        skipped_pages=dict(report.skipped_pages),
+        garbled_pages=tuple(report.garbled_pages),
+        ocr_seconds=report.ocr_seconds,
+    )
 
 
 def _page_objects(reader: PdfReader, file_name: str) -> list[Any]:
@@ -363,7 +396,7 @@ def _page_text(
     *,
     file_name: str,
     memo: dict[tuple[int, int], bytes],
-    page_cache: PageTextCache | None,
+    page_cache: PageCache | None,
 ) -> str | None:
     """The raw text pypdf extracts from a page (cached by fingerprint); ``None``: the page is broken.
 
@@ -393,18 +426,6 @@ def _page_text(
     return raw
 
 
-def _no_text_layer(reader: PdfReader, file_name: str, count: int) -> DocumentError:
-    if _has_images(reader):
-        return DocumentError(
-            f"{file_name!r} has no text layer: its {count} page(s) are images only (a scan?); "
-            "OCR is out of scope - add a text layer first (e.g. ocrmypdf in.pdf out.pdf)"
-        )
-    return DocumentError(
-        f"{file_name!r} has no text layer: its {count} page(s) contain no extractable text "
-        "(blank pages?); OCR is out of scope"
-    )
-
-
 def extract_text(
     data: bytes,
     *,
@@ -412,6 +433,8 @@ def extract_text(
     password: str | None = None,
     max_chars: int | None = None,
     cancel: threading.Event | None = None,
+    ocr: OcrOptions | None = None,
+    page_cache: PageCache | None = PAGE_TEXT_CACHE,
 ) -> ExtractedText:
     """Text of a PDF, ``.txt`` or ``.md`` file, chosen by the file name's extension.
 
@@ -422,6 +445,8 @@ def extract_text(
         max_chars: most characters of (cleaned) text the file may yield
             (``ingest.max_chars_per_file``); ``None``: no limit.
         cancel: checked between pages; when set, extraction stops.
+        ocr: the OCR options of PDF pages (``None``: the defaults).
+        page_cache: the page cache of PDF pages (the process's in-memory one by default).
 
     Returns:
         The extracted text.
@@ -433,7 +458,15 @@ def extract_text(
     """
     suffix = PurePath(file_name).suffix.lower()
     if suffix == ".pdf":
-        return extract_pdf(data, file_name=file_name, password=password, max_chars=max_chars, cancel=cancel)
+        return extract_pdf(
+            data,
+            file_name=file_name,
+            password=password,
+            page_cache=page_cache,
+            max_chars=max_chars,
+            cancel=cancel,
+            ocr=ocr,
+        )
     if suffix in (".txt", ".md"):
         _check_cancel(cancel, file_name)
         text = clean_text(decode_text(data, file_name=file_name))

@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING
 from ingest.batching import BatchQueue
 from ingest.chunking import make_chunker
 from ingest.errors import DocumentError, IngestCancelledError, IngestError
+from ingest.ocr.base import OcrOptions
+from ingest.pagecache import PageCache
 from ingest.reading import Prepared, Preparer, Reader
 from ingest.report import FileResults, IngestReport, ProgressEvent
 from ingest.sources import FileStatus, SourceFile
@@ -70,6 +72,7 @@ class _Run:
         on_progress: Callable[[ProgressEvent], None] | None,
         question_generator: QuestionGenerator | None,
         cancel: threading.Event | None,
+        page_cache: PageCache,
     ) -> None:
         self.files = files
         self.settings = settings
@@ -86,6 +89,8 @@ class _Run:
             password=password,
             max_chars=settings.ingest.max_chars_per_file,
             cancel=cancel,
+            ocr=OcrOptions.from_settings(settings.ingest),
+            page_cache=page_cache,
         )
         self.writer = Writer()
         self.queue: BatchQueue[Queued] = BatchQueue(
@@ -170,6 +175,10 @@ class _Run:
             pages=extracted.page_count,
             ingested_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             previous=previous,
+            ocr_pages=extracted.ocr_pages,
+            empty_pages=extracted.empty_pages,
+            skipped_pages=dict(extracted.skipped_pages),
+            warning=extracted.warning,
         )
         self.queue.extend(Queued(open_file, chunk) for chunk in chunks)
         self.results.emit(index, "embedding", done=0, total=len(chunks))
@@ -272,8 +281,18 @@ class _Run:
     def stored(self, open_file: OpenFile) -> None:
         """A file's chunks and manifest are written."""
         chunks = open_file.chunk_count
-        self.results.result(open_file.index, open_file.status, chunks=chunks, pages=open_file.pages)
-        logger.info("%s: %s, %d chunks", open_file.status, open_file.source.display_path, chunks)
+        self.results.result(
+            open_file.index,
+            open_file.status,
+            chunks=chunks,
+            pages=open_file.pages,
+            ocr_pages=open_file.ocr_pages,
+            empty_pages=open_file.empty_pages,
+            skipped_pages=open_file.skipped_pages,
+            warning=open_file.warning,
+        )
+        ocr = f", {len(open_file.ocr_pages)} of {open_file.pages} pages OCR'd" if open_file.ocr_pages else ""
+        logger.info("%s: %s, %d chunks%s", open_file.status, open_file.source.display_path, chunks, ocr)
         self.results.emit(open_file.index, "stored", done=chunks, total=chunks)
 
 
@@ -287,6 +306,7 @@ def ingest_files(
     password: str | None = None,
     on_progress: Callable[[ProgressEvent], None] | None = None,
     cancel: threading.Event | None = None,
+    page_cache: PageCache | None = None,
 ) -> IngestReport:
     """Ingest files into the store's collection, streaming, one file all-or-none.
 
@@ -314,6 +334,9 @@ def ingest_files(
             Files stored before it was set are kept; every other file is reported
             ``cancelled`` and its chunks already written are removed (a version stored before
             the run stays intact). The report is returned as usual.
+        page_cache: the page cache of text layers and OCR output (``None``: the persistent one
+            of ``settings.data_dir``, :meth:`~ingest.pagecache.PageCache.for_data_dir`), so a page
+            OCR'd once is not OCR'd again, in this process or another.
 
     Returns:
         The report, one result per file in input order.
@@ -346,6 +369,7 @@ def ingest_files(
         on_progress=on_progress,
         question_generator=generator,
         cancel=cancel,
+        page_cache=page_cache if page_cache is not None else PageCache.for_data_dir(settings.data_dir),
     )
     rolled_back = _execute(run)
     return run.report(started, repaired=repaired, skipped=skipped, rolled_back=rolled_back)

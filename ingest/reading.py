@@ -2,7 +2,8 @@
 
 It never touches the Qdrant client: it decides from a snapshot of the manifests taken at the
 start of the run. :class:`Reader` runs :meth:`Preparer.prepare` in a background thread and hands
-the files on in order, through a bounded queue.
+the files on in order, through a bounded queue. OCR of scanned pages happens here, in the reader
+thread, so it overlaps with the embedding of the files before (and cancel stops it between pages).
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from dataclasses import dataclass
 
 from ingest.chunking import Chunker
 from ingest.errors import DocumentError, IngestCancelledError
-from ingest.extract import ExtractedText, extract_text
+from ingest.extract import PAGE_TEXT_CACHE, ExtractedText, extract_text
+from ingest.ocr.base import OcrOptions
+from ingest.pagecache import PageCache
 from ingest.sources import SourceFile, file_sha256
 from store.manifest import DocumentManifest
 
@@ -46,6 +49,8 @@ class Preparer:
         password: password for encrypted PDFs.
         max_chars: ``ingest.max_chars_per_file``.
         cancel: the run's cancel event.
+        ocr: the OCR options of PDF pages.
+        page_cache: the page cache (text layers and OCR output).
     """
 
     def __init__(
@@ -57,8 +62,12 @@ class Preparer:
         password: str | None,
         max_chars: int,
         cancel: threading.Event | None,
+        ocr: OcrOptions | None = None,
+        page_cache: PageCache | None = PAGE_TEXT_CACHE,
     ) -> None:
         self.files = files
+        self.ocr = ocr
+        self.page_cache = page_cache
         self.manifests = manifests
         self.chunker = chunker
         self.password = password
@@ -102,6 +111,8 @@ class Preparer:
                 password=self.password,
                 max_chars=self.max_chars,
                 cancel=self.cancel,
+                ocr=self.ocr,
+                page_cache=self.page_cache,
             )
         except IngestCancelledError:
             return Prepared(index, sha256=sha, cancelled=True)

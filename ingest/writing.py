@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ingest.chunking import Chunk, Chunker
@@ -28,6 +28,7 @@ from store.payload import (
     FILE_SHA256,
     INGESTED_AT,
     METADATA_KEY,
+    OCR,
     PAGE,
     SOURCE,
     chunk_point_id,
@@ -60,6 +61,10 @@ class OpenFile:
     ingested_at: str
     previous: DocumentManifest | None = None
     done: int = 0
+    ocr_pages: tuple[int, ...] = ()
+    empty_pages: tuple[int, ...] = ()
+    skipped_pages: dict[int, str] = field(default_factory=dict)
+    warning: str | None = None
 
 
 @dataclass
@@ -71,8 +76,13 @@ class Queued:
 
 
 def chunk_payload(item: Queued, domain: str, more: dict[str, Any] | None = None) -> dict[str, object]:
-    """The payload of a chunk point (see :mod:`store.payload`), with ``more`` metadata (keywords, ...)."""
+    """The payload of a chunk point (see :mod:`store.payload`), with ``more`` metadata (keywords, ...).
+
+    A chunk of a page whose text came from OCR has ``OCR: True``; on other chunks the key is
+    absent (as on every chunk written before OCR existed), so "absent" always means "text layer".
+    """
     chunk, open_file = item.chunk, item.file
+    ocr = {OCR: True} if chunk.page is not None and chunk.page in open_file.ocr_pages else {}
     return {
         CONTENT_KEY: chunk.text,
         METADATA_KEY: {
@@ -86,14 +96,20 @@ def chunk_payload(item: Queued, domain: str, more: dict[str, Any] | None = None)
             CHAR_END: chunk.char_end,
             DOMAIN: domain,
             INGESTED_AT: open_file.ingested_at,
+            **ocr,
             **(more or {}),
         },
     }
 
 
 def document_manifest(open_file: OpenFile, domain: str, chunker: Chunker) -> DocumentManifest:
-    """The manifest that commits a completely stored file."""
+    """The manifest that commits a completely stored file.
+
+    A file with OCR'd pages records their number as the extra field ``ocr_pages``
+    (:class:`~store.manifest.DocumentManifest` keeps extra fields; older manifests lack it).
+    """
     source = open_file.source
+    extra: dict[str, Any] = {"ocr_pages": len(open_file.ocr_pages)} if open_file.ocr_pages else {}
     return DocumentManifest(
         source=source.source,
         file_name=source.file_name,
@@ -105,6 +121,7 @@ def document_manifest(open_file: OpenFile, domain: str, chunker: Chunker) -> Doc
         chunk_size=chunker.size,
         chunk_overlap=chunker.overlap,
         chunk_strategy=chunker.strategy,
+        **extra,
     )
 
 

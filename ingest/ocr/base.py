@@ -30,6 +30,12 @@ OCR_TEXT_FORMAT = 1
 _SAME_ROW = 0.5
 # A vertical gap between rows above this many median line heights starts a new paragraph.
 _PARAGRAPH_GAP = 1.2
+# Reading order (reading_order): a horizontal gap of this many line heights separates blocks;
+# a vertical gutter of this share of the page width separates columns, each side at least this
+# share of the block wide.
+_BLOCK_GAP = 0.8
+_GUTTER = 0.015
+_COLUMN = 0.2
 
 
 @dataclass(frozen=True)
@@ -145,6 +151,68 @@ def _separator(previous: OcrLine, line: OcrLine, median_height: float) -> str:
     if median_height > 0 and gap > _PARAGRAPH_GAP * median_height:
         return "\n\n"
     return "\n"
+
+
+def reading_order(lines: list[OcrLine]) -> list[OcrLine]:
+    """Lines in reading order, columns one after the other (a recursive XY cut of their boxes).
+
+    An engine that orders lines top to bottom across the whole page (RapidOCR) interleaves
+    the lines of two columns. Here a block of lines is first cut where a horizontal gap wider
+    than :data:`_BLOCK_GAP` line heights crosses it (full-width headings and paragraphs come
+    apart from the columns), then each block is cut at the widest vertical gutter of at least
+    :data:`_GUTTER` of the page width whose sides are each at least :data:`_COLUMN` of the
+    block wide (so a list's numbers are not cut from their text), left side first; lines of a
+    block without cuts keep the engine's order.
+
+    Args:
+        lines: the engine's lines (in its order).
+
+    Returns:
+        The same lines, reordered.
+    """
+    if len(lines) < 2:
+        return list(lines)
+    heights = sorted(line.box[3] - line.box[1] for line in lines)
+    return _xy_cut(list(lines), heights[len(heights) // 2], depth=0)
+
+
+def _xy_cut(lines: list[OcrLine], height: float, *, depth: int) -> list[OcrLine]:
+    if len(lines) < 2 or depth > 12:
+        return lines
+    blocks = _split(lines, axis=1, min_gap=_BLOCK_GAP * height)
+    if len(blocks) > 1:
+        return [line for block in blocks for line in _xy_cut(block, height, depth=depth + 1)]
+    left = min(line.box[0] for line in lines)
+    right = max(line.box[2] for line in lines)
+    columns = _split(lines, axis=0, min_gap=_GUTTER, min_side=_COLUMN * (right - left))
+    if len(columns) > 1:
+        return [line for column in columns for line in _xy_cut(column, height, depth=depth + 1)]
+    return lines
+
+
+def _split(lines: list[OcrLine], *, axis: int, min_gap: float, min_side: float = 0.0) -> list[list[OcrLine]]:
+    """Lines cut at every gap along ``axis`` (0: x, 1: y) of at least ``min_gap`` (for x: the widest one)."""
+    spans = sorted((line.box[axis], line.box[axis + 2]) for line in lines)
+    cuts: list[tuple[float, float]] = []  # (gap width, position)
+    reach = spans[0][1]
+    for start, end in spans[1:]:
+        if start - reach >= min_gap:
+            cuts.append((start - reach, (start + reach) / 2))
+        reach = max(reach, end)
+    if not cuts:
+        return [lines]
+    low, high = spans[0][0], reach
+    if axis == 0:  # one gutter at a time, the widest whose sides are wide enough
+        wide = [(gap, at) for gap, at in cuts if at - low >= min_side and high - at >= min_side]
+        if not wide:
+            return [lines]
+        cuts = [max(wide)]
+    positions = sorted(at for _, at in cuts)
+    parts: list[list[OcrLine]] = [[] for _ in range(len(positions) + 1)]
+    for line in lines:
+        middle = (line.box[axis] + line.box[axis + 2]) / 2
+        parts[sum(1 for at in positions if middle > at)].append(line)
+    return [part for part in parts if part]
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from ingest.errors import OcrError
-from ingest.ocr.base import OcrLine, OcrOptions
+from ingest.ocr.base import OcrLine, OcrOptions, reading_order
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -49,7 +49,7 @@ class RapidOcrEngine:
         self._lock = threading.Lock()  # one inference at a time per instance
 
     def read(self, image: Image.Image) -> list[OcrLine]:
-        """The lines RapidOCR finds, in its order (top to bottom, then left to right).
+        """The lines RapidOCR finds, in reading order (:func:`~ingest.ocr.base.reading_order`: columns apart).
 
         Raises:
             OcrError: ONNX Runtime failed on the image.
@@ -78,4 +78,4 @@ class RapidOcrEngine:
                     confidence=float(score),
                 )
             )
-        return lines
+        return reading_order(lines)

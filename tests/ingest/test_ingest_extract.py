@@ -17,6 +17,7 @@ from pdfgen import (
 
 from ingest.errors import DocumentError
 from ingest.extract import clean_text, decode_text, extract_text
+from ingest.ocr import OcrOptions
 
 
 def test_pdf_pages_keep_their_numbers() -> None:
@@ -92,13 +93,15 @@ def test_owner_password_only_pdf_opens_without_password() -> None:
     assert "moraines" in extracted.pages[0].text
 
 
-def test_image_only_pdf_says_no_text_layer_and_ocr() -> None:
-    with pytest.raises(DocumentError, match=r"no text layer.*images only.*OCR is out of scope"):
-        extract_text(image_only_pdf_bytes(), file_name="scan.pdf")
+def test_image_only_pdf_with_ocr_off_names_the_setting() -> None:
+    with pytest.raises(
+        DocumentError, match=r"no text layer.*OCR is off \(ingest.ocr = never\).*ingest.ocr = auto"
+    ):
+        extract_text(image_only_pdf_bytes(), file_name="scan.pdf", ocr=OcrOptions(mode="never"))
 
 
 def test_blank_pdf_says_no_text_layer() -> None:
-    with pytest.raises(DocumentError, match=r"no text layer: its 2 page\(s\) contain no extractable text"):
+    with pytest.raises(DocumentError, match=r"no text layer and OCR found no text: its 2 pages are blank"):
         extract_text(blank_pdf_bytes(2), file_name="blank.pdf")
 
 

@@ -10,7 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pdfgen import TOPICS, encrypted_pdf_bytes, image_only_pdf_bytes, long_text, pdf_bytes, write_pdf
+from pdfgen import (
+    TOPICS,
+    blank_pdf_bytes,
+    encrypted_pdf_bytes,
+    long_text,
+    pdf_bytes,
+    write_pdf,
+)
 from qdrant_client import models
 
 from config import Settings, load_settings
@@ -128,7 +135,7 @@ def test_bad_files_fail_with_reasons_and_the_others_are_ingested(
         "locked.pdf": encrypted_pdf_bytes(TOPICS["chess"], user_password="pw", owner_password="own"),
         "owner-only.pdf": encrypted_pdf_bytes(TOPICS["glacier"], user_password="", owner_password="own"),
         "truncated.pdf": pdf_bytes([TOPICS["bread"]])[:300],
-        "scan.pdf": image_only_pdf_bytes(),
+        "blank.pdf": blank_pdf_bytes(),  # a scan is OCR'd: tests/ingest/test_ocr_ingest.py
         "empty.pdf": b"",
         "page.pdf": b"<!doctype html><html><head><title>404</title></head></html>",
         "notes.txt": "Ελληνικά: η φωτοσύνθεση μετατρέπει το φως σε χημική ενέργεια.".encode(),
@@ -144,7 +151,7 @@ def test_bad_files_fail_with_reasons_and_the_others_are_ingested(
         "locked.pdf": "failed",
         "owner-only.pdf": "ingested",
         "truncated.pdf": "failed",
-        "scan.pdf": "failed",
+        "blank.pdf": "failed",
         "empty.pdf": "failed",
         "page.pdf": "failed",
         "notes.txt": "ingested",
@@ -153,7 +160,7 @@ def test_bad_files_fail_with_reasons_and_the_others_are_ingested(
     }
     assert "password" in str(by_name["locked.pdf"].error)
     assert "malformed or truncated" in str(by_name["truncated.pdf"].error)
-    assert "no text layer" in str(by_name["scan.pdf"].error) and "OCR" in str(by_name["scan.pdf"].error)
+    assert "no text layer and OCR found no text: it is a blank page" in str(by_name["blank.pdf"].error)
     assert "empty file" in str(by_name["empty.pdf"].error)
     assert "not a PDF" in str(by_name["page.pdf"].error) and "HTML" in str(by_name["page.pdf"].error)
     assert "does not exist" in str(by_name["missing.pdf"].error)
