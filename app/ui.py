@@ -536,7 +536,7 @@ def page_view(service: SearchService, hit: Hit) -> None:
                 show_error(exc)
             else:
                 st.info(md_escape(str(exc)), icon=":material/lock:")
-            st.text_input(f"Password of {hit.file_name}", type="password", key=password_key)
+            st.text_input(f"Password of {md_escape(hit.file_name)}", type="password", key=password_key)
             image = None
         except USER_ERRORS as exc:
             show_error(exc)
@@ -558,7 +558,7 @@ def _page_image(service: SearchService, hit: Hit, password: str | None) -> PageI
     key = f"{hit.file_sha256}:{hit.page}:{hit.id}"
     image = kept.pop(key, None)
     if image is None:
-        with st.spinner(f"Rendering page {hit.page} of {hit.file_name}…"):
+        with st.spinner(f"Rendering page {hit.page} of {md_escape(hit.file_name)}…"):
             image = service.page_view(hit, password=password)
     kept[key] = image  # newest last
     while len(kept) > _PAGE_IMAGES_KEPT:
@@ -572,7 +572,7 @@ def _download_button(service: SearchService, hit: Hit) -> None:
         show_error(location.reason or f"no file of {hit.file_name} is kept")
         return
     st.download_button(
-        f"Download {hit.file_name}",
+        f"Download {md_escape(hit.file_name)}",
         data=functools.partial(service.files.read, hit),  # read only when clicked
         file_name=hit.file_name,
         mime=media_type(hit.file_name),
