@@ -134,7 +134,7 @@ class OcrPage:
             )
             spans = tuple((int(start), int(end)) for start, end in data["spans"])
             page = cls(text=str(data["text"]), lines=lines, spans=spans, engine=str(data["engine"]))
-        except (KeyError, TypeError, IndexError, json.JSONDecodeError) as exc:
+        except (KeyError, TypeError, IndexError, ValueError) as exc:  # JSONDecodeError is a ValueError
             raise ValueError(f"not an OCR page record: {exc}") from exc
         if len(page.spans) != len(page.lines):
             raise ValueError("not an OCR page record: lines and spans differ in number")
