@@ -362,6 +362,35 @@ def test_deleting_a_document_in_the_page_removes_its_kept_copy(data_dir: Path) -
     assert not list((data_dir / "files").rglob("*.pdf"))
 
 
+@pytest.mark.ocr
+def test_a_scanned_page_is_reported_ocr_d_and_its_hit_has_the_badge_and_its_page(data_dir: Path) -> None:
+    from scans import mixed_pdf
+
+    at = _app()
+    mixed = mixed_pdf(
+        [("text", [TOPICS["bread"]]), ("scan", ["The harbour pilot boards", "every tanker at dawn"])]
+    )
+    blank = mixed_pdf([("text", [TOPICS["chess"]]), ("blank", [])])
+    _upload(at, [("mixed.pdf", mixed, "application/pdf"), ("gap.pdf", blank, "application/pdf")])
+    assert any(
+        "mixed.pdf" in s and "2 chunks from 2 pages · 1 page OCR'd" in s for s in _texts(at, "success")
+    ), _all_text(at)
+    assert any(
+        "gap.pdf" in w and "ingested" in w and "warning: page 2 of 2 yielded no text" in w
+        for w in _texts(at, "warning")
+    ), _all_text(at)
+
+    _search(at, "harbour pilot boards every tanker")
+    card = next(c for c in _cards(at) if "mixed.pdf" in c and "page 2" in c)
+    assert '<span class="hit-ocr"' in card
+    assert all('class="hit-ocr"' not in c for c in _cards(at) if "page 1" in c)
+    toggle = at.toggle[[c == card for c in _cards(at)].index(True)]
+    toggle.set_value(True)
+    at.run()
+    assert not at.exception, at.exception
+    assert [captions for _, captions in _images(at)] == [["page 2 of 2 · passage highlighted · OCR"]]
+
+
 # -- pure helpers --------------------------------------------------------------------------------------
 
 

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from pdfgen import TOPICS, image_only_pdf_bytes, long_text, write_pdf
+from pdfgen import TOPICS, long_text, write_pdf
 from qdrant_client import QdrantClient
 
 from app.cli import main
@@ -55,13 +55,13 @@ def test_ingest_json_statuses_and_exit_codes(tmp_path: Path, capsys: pytest.Capt
     assert summary["points"] == sum(f["chunks"] for f in summary["files"]) > 0
     assert set(summary["files"][0]) >= {"path", "status", "chunks", "error"}
 
-    (docs / "scan.pdf").write_bytes(image_only_pdf_bytes())
+    (docs / "broken.pdf").write_bytes(b"%PDF-1.4 this is not really a pdf")
     code, out, _ = run_cli(capsys, "ingest", str(docs), str(tmp_path / "missing.txt"), *store, "--json")
     assert code == 1
     again = json.loads(out)
     statuses = {Path(f["path"]).name: (f["status"], f["error"]) for f in again["files"]}
     assert statuses["missing.txt"][0] == "failed" and "does not exist" in statuses["missing.txt"][1]
-    assert statuses["scan.pdf"][0] == "failed" and "no text layer" in statuses["scan.pdf"][1]
+    assert statuses["broken.pdf"][0] == "failed" and "malformed" in statuses["broken.pdf"][1]
     assert statuses["bread.pdf"] == ("unchanged", None)
     assert again["points"] == summary["points"]
 
@@ -273,3 +273,33 @@ def test_file_lines_report_ocr_pages_and_the_warning() -> None:
     ]
     one = FileResult(path="/a.pdf", status="ingested", chunks=1, pages=1, ocr_pages=(1,))
     assert file_lines(one) == ["ingested       1 chunk   /a.pdf", "          1 page OCR'd (page 1)"]
+
+
+SCANNED = ["The harbour pilot boards", "every tanker at dawn"]
+
+
+@pytest.mark.ocr
+def test_ingest_and_search_report_ocr_pages_and_empty_ones(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A text page, a scanned page and a blank page: the blank one is named, the scan is OCR'd and found."""
+    from scans import mixed_pdf
+
+    path = tmp_path / "mixed.pdf"
+    path.write_bytes(mixed_pdf([("text", [TOPICS["bread"]]), ("scan", SCANNED), ("blank", [])]))
+    store = ["--qdrant-path", str(tmp_path / "q"), "--backend", "fake"]
+    code, out, _ = run_cli(capsys, "ingest", str(path), *store, "--no-progress")
+    assert code == 0, out
+    lines = out.splitlines()
+    assert lines[0].startswith("ingested") and lines[0].endswith("mixed.pdf")
+    assert "          1 page OCR'd (page 2)" in lines
+    warning = next(line for line in lines if line.strip().startswith("warning:"))
+    assert "page 3" in warning and "page 2" not in warning
+
+    code, out, _ = run_cli(capsys, "search", "harbour pilot boards every tanker", *store, "--json", "-k", "3")
+    assert code == 0
+    hit = next(h for h in json.loads(out)["hits"] if h["page"] == 2)
+    assert hit["ocr"] is True and "tanker" in hit["text"].lower()
+    assert hit["file_path"] == str(path.resolve())
+    code, out, _ = run_cli(capsys, "search", "harbour pilot boards every tanker", *store, "-k", "3")
+    assert "mixed.pdf · page 2 (OCR) · score" in out
