@@ -9,7 +9,7 @@ TORCH_PIN ?= torch==2.13.0
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: setup run test lint typecheck bench eval train sample clean
+.PHONY: setup run test lint typecheck bench eval eval-ocr train sample clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,11 @@ bench: setup
 
 eval: setup
 	$(BIN)/instructor-search eval all
+	$(BIN)/instructor-search eval ocr all --record
+
+# OCR only: engine accuracy and speed, the garbage test, text vs image-only PDFs, the awkward PDFs.
+eval-ocr: setup
+	$(BIN)/instructor-search eval ocr all --record
 
 # Instruction fine-tuning and its evaluation (long: run it in the background; log in data/train/train.log).
 train: setup

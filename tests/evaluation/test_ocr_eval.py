@@ -109,3 +109,35 @@ def test_ocr_section_renders_the_saved_parts(tmp_path: Path) -> None:
     assert "load average" in text
     lines = ocr_section([])
     assert lines[0] == "## OCR"
+
+
+@pytest.mark.ocr
+@pytest.mark.real_model
+def test_awkward_files_get_an_outcome_and_their_own_sentence_finds_them(
+    tmp_path: Path, real_embedder: object
+) -> None:
+    from pdfgen import TOPICS, blank_pdf_bytes, write_pdf
+
+    from config import load_settings
+    from evaluation.pdf_outcomes import measure_outcomes, outcome_rows
+
+    folder = tmp_path / "pdfs"
+    folder.mkdir()
+    write_pdf(folder / "a_text.pdf", [TOPICS["volcano"], TOPICS["vaccine"]])
+    render_image_pdf(
+        "",
+        "Bread dough rises because yeast ferments sugar into carbon dioxide gas.",
+        folder / "b_scan.pdf",
+        dpi=120,
+    )
+    (folder / "c_blank.pdf").write_bytes(blank_pdf_bytes(2))
+    settings = load_settings(data_dir=str(tmp_path / "data"))
+    data = measure_outcomes(folder, settings=settings, embedder=real_embedder)  # type: ignore[arg-type]
+    rows = {row["file"]: row for row in data["files"]}
+    assert rows["a_text.pdf"]["status"] == "ingested" and rows["a_text.pdf"]["ocr_pages"] == []
+    assert rows["a_text.pdf"]["found"] == 1 and rows["a_text.pdf"]["query_from"] == "stored text"
+    assert rows["b_scan.pdf"]["status"] == "ingested" and rows["b_scan.pdf"]["ocr_pages"] == [1]
+    assert rows["b_scan.pdf"]["found"] == 1
+    assert rows["c_blank.pdf"]["status"] == "failed" and rows["c_blank.pdf"]["found"] is None
+    assert "page" in rows["c_blank.pdf"]["message"]
+    assert [row[0] for row in outcome_rows(data)] == ["a_text.pdf", "b_scan.pdf", "c_blank.pdf"]
