@@ -6,7 +6,10 @@ The service API (used by the CLI and the Streamlit app):
 * :func:`ingest_files` ingests them into a :class:`store.core.VectorStore` and returns an
   :class:`IngestReport` of :class:`FileResult`.
 
-The modules: ``sources`` (what to ingest), ``extract`` and ``chunking`` (text and chunks),
+The modules: ``sources`` (what to ingest), ``extract``, ``cleaning`` and ``chunking`` (text and
+chunks), ``ocr`` (OCR of PDF pages without a usable text layer: engines, the per-page decision),
+``quality`` (the garbage test of a text layer), ``pagecache`` (text layers and OCR output by page
+fingerprint, persistent under ``data_dir``), ``rendering`` (pages as images, pypdfium2),
 ``pipeline`` (the run), ``reading``, ``batching`` and ``writing`` (its reader, embedding queue
 and writer), ``report`` (progress events, results and the report), ``reembed`` (a stored
 collection re-embedded under another model into a new collection).

@@ -6,8 +6,13 @@ Statuses of a file (:data:`~ingest.sources.FILE_STATUSES`):
   present; nothing is written.
 * ``replaced``: the source was stored with other content (or other chunking); it is replaced.
 * ``ingested``: new source (or a stored source whose chunks had gone missing).
-* ``failed``: the file could not be read, has no text, or passes a limit of the ``ingest``
-  settings (``max_chars_per_file``, ``max_chunks_per_file``); the reason is in ``error``.
+* ``failed``: the file could not be read, no page of it yielded text (blank, OCR found nothing,
+  OCR off), or it passes a limit of the ``ingest`` settings (``max_chars_per_file``,
+  ``max_chunks_per_file``); the reason is in ``error``.
+
+An ``ingested`` or ``replaced`` PDF lists its pages OCR'd (``ocr_pages``), its pages without text
+(``empty_pages``) and its pages not read, with the reason (``skipped_pages``); when some pages
+yielded nothing, ``warning`` names them in one line (:mod:`ingest.ocr.decide`).
 * ``cancelled``: the run's ``cancel`` event was set before the file was stored; nothing of it
   is kept (a version stored before the run still is).
 """

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 #: A text layer with fewer visible characters than this is "no usable text layer" (``auto``).
-MIN_LAYER_CHARS = 32
+MIN_LAYER_CHARS = 16
 
 OCR_OFF = "OCR is off (ingest.ocr = never)"
 _BROKEN = "its text could not be extracted (a broken content stream)"

@@ -7,6 +7,7 @@ recognition model reads Chinese and Latin script (English; accents are often los
 
 from __future__ import annotations
 
+import math
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,12 @@ if TYPE_CHECKING:
 
 #: Languages the bundled models read.
 LANGUAGES = ("en", "ch", "zh")
+#: Lines recognised with a lower confidence are dropped (RapidOCR's own ``text_score``).
+_MIN_SCORE = 0.5
+#: Margin around a detected box's rectangle, in line heights.
+_MARGIN = 0.05
+#: Boxes tilted by more than this keep RapidOCR's perspective crop.
+_MAX_SKEW_DEGREES = 3.0
 
 
 class RapidOcrEngine:
@@ -51,31 +58,62 @@ class RapidOcrEngine:
     def read(self, image: Image.Image) -> list[OcrLine]:
         """The lines RapidOCR finds, in reading order (:func:`~ingest.ocr.base.reading_order`: columns apart).
 
+        Detection and recognition are RapidOCR's; the crops between them are not its tight
+        perspective crops but each box's upright rectangle with a margin of
+        :data:`_MARGIN` line heights (boxes skewed by more than :data:`_MAX_SKEW_DEGREES` keep
+        its perspective crop), and its orientation classifier is left out. Its own pipeline
+        drops most spaces between English words; on the Linn brochure scan of ``../shared`` this
+        takes CER from 0.07 to 0.02 and WER from 0.38 to 0.08.
+
         Raises:
             OcrError: ONNX Runtime failed on the image.
         """
         import numpy as np
 
-        width, height = image.size
+        pixels = np.asarray(image.convert("RGB"))
+        height, width = pixels.shape[:2]
         try:
             with self._lock:
-                result, _ = self._ocr(np.asarray(image.convert("RGB")))
+                boxes, _ = self._ocr(pixels, use_cls=False, use_rec=False)
+                if not boxes:
+                    return []
+                crops = [self._crop(pixels, np.asarray(box, dtype=np.float32)) for box in boxes]
+                # text_rec is RapidOCR's recogniser (1.4.x, pinned below 1.5 in pyproject).
+                recognised, _ = self._ocr.text_rec(crops)
         except Exception as exc:  # onnxruntime and OpenCV raise assorted types; all mean "failed here"
             raise OcrError(f"rapidocr failed ({type(exc).__name__}: {exc})") from exc
         lines: list[OcrLine] = []
-        for box, text, score in result or []:
+        for box, (text, score, *_) in zip(boxes, recognised, strict=True):
+            if float(score) < _MIN_SCORE or not str(text).strip():
+                continue
             xs = [float(point[0]) for point in box]
             ys = [float(point[1]) for point in box]
+            edges = (min(xs) / width, min(ys) / height, max(xs) / width, max(ys) / height)
             lines.append(
                 OcrLine(
                     text=str(text),
-                    box=(
-                        max(0.0, min(xs) / width),
-                        max(0.0, min(ys) / height),
-                        min(1.0, max(xs) / width),
-                        min(1.0, max(ys) / height),
-                    ),
+                    box=(max(0.0, edges[0]), max(0.0, edges[1]), min(1.0, edges[2]), min(1.0, edges[3])),
                     confidence=float(score),
                 )
             )
         return reading_order(lines)
+
+    def _crop(self, pixels: Any, quad: Any) -> Any:
+        """The image of one detected box: its upright rectangle with a margin, or RapidOCR's perspective crop."""
+        import numpy as np
+
+        (x0, y0), (x1, y1) = quad[0], quad[1]
+        skew = abs(math.degrees(math.atan2(float(y1 - y0), float(x1 - x0) or 1e-6)))
+        if skew > _MAX_SKEW_DEGREES:
+            return self._ocr.get_crop_img_list(pixels, [quad])[0]
+        left, top = quad.min(axis=0)
+        right, bottom = quad.max(axis=0)
+        margin = _MARGIN * float(bottom - top)
+        height, width = pixels.shape[:2]
+        crop = pixels[
+            int(max(0.0, top - margin)) : int(min(height, bottom + margin)) + 1,
+            int(max(0.0, left - margin)) : int(min(width, right + margin)) + 1,
+        ]
+        if crop.shape[0] >= 1.5 * crop.shape[1]:  # a vertical line of text, as RapidOCR turns it
+            crop = np.rot90(crop)
+        return np.ascontiguousarray(crop)
