@@ -242,3 +242,22 @@ def test_render_fingerprint_changes_with_the_page_only() -> None:
     assert pdf_render_fingerprint(one, 1, password=None) == pdf_render_fingerprint(edited, 1, password=None)
     assert pdf_render_fingerprint(one, 2, password=None) != pdf_render_fingerprint(edited, 2, password=None)
     assert pdf_render_fingerprint(b"not a pdf", 1, password=None) is None
+
+
+@pytest.mark.ocr
+def test_rapidocr_reads_a_tilted_scan() -> None:
+    import io
+
+    from fpdf import FPDF
+    from ocrgen import text_image
+
+    picture = Image.open(io.BytesIO(text_image(LINES))).rotate(6, expand=True, fillcolor="white")
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    pdf = FPDF(format=(120, 80))
+    pdf.add_page()
+    pdf.image(buffer, x=5, y=5, w=110)
+    page = ocr_page(
+        bytes(pdf.output()), 1, file_name="tilted.pdf", password=None, options=OcrOptions(), cache=None
+    )
+    assert "Glaciers carve deep valleys" in page.text and "Volcanoes erupt molten basalt" in page.text

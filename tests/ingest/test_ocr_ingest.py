@@ -300,3 +300,17 @@ def test_shared_scans_and_garbled_layer_are_searchable_by_their_own_text(
         vector = FakeEmbedder().embed([query], record.instruction_set.query)[0]
         hits = store.client.query_points(store.collection, query=vector.tolist(), limit=1, with_payload=True)
         assert hits.points[0].payload["metadata"]["file_name"] == name, query  # type: ignore[index]
+
+
+@pytest.mark.ocr
+def test_an_encrypted_scan_is_ocr_d_with_its_password() -> None:
+    import io
+
+    from pypdf import PdfReader, PdfWriter
+
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(pages_pdf([("image", SCAN)]))))
+    writer.encrypt(user_password="s3cret", owner_password="owner", algorithm="AES-256")
+    buffer = io.BytesIO()
+    writer.write(buffer)
+    extracted = extract_pdf(buffer.getvalue(), file_name="locked.pdf", password="s3cret", page_cache=None)
+    assert extracted.ocr_pages == (1,) and "Glaciers carve deep valleys" in extracted.pages[0].text
