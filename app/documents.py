@@ -35,7 +35,7 @@ from app.errors import (
     FileNotKeptError,
     PasswordRequiredError,
 )
-from ingest.errors import DocumentError
+from ingest.errors import PasswordError
 from ingest.ocr.base import OcrOptions
 from ingest.pagecache import PageCache
 from ingest.pageview import PageImage, render_hit_page
@@ -299,16 +299,8 @@ class DocumentFiles:
                 ocr_options=self.ocr_options,
                 cache=self.page_cache,
             )
-        except DocumentError as exc:
-            if _is_password_error(exc):
-                raise PasswordRequiredError(hit.file_name, wrong=bool(password)) from exc
-            raise
-
-
-def _is_password_error(exc: DocumentError) -> bool:
-    """Whether rendering failed because the PDF is encrypted and the password is missing or wrong."""
-    text = str(exc)
-    return "encrypted PDF" in text and ("needs a password" in text or "password given does not open" in text)
+        except PasswordError as exc:
+            raise PasswordRequiredError(hit.file_name, wrong=exc.wrong) from exc
 
 
 #: How the file of a document is found, by the prefix of its source (others are paths on disk).

@@ -11,6 +11,18 @@ class DocumentError(IngestError):
     """One file could not be read or turned into text (the run goes on with the others)."""
 
 
+class PasswordError(DocumentError):
+    """An encrypted PDF needs a password that was not given, or the one given does not open it.
+
+    Attributes:
+        wrong: a password was given, and it does not open the file.
+    """
+
+    def __init__(self, message: str, *, wrong: bool) -> None:
+        super().__init__(message)
+        self.wrong = wrong
+
+
 class LimitExceededError(DocumentError):
     """A file yields more text or chunks than the ``ingest`` settings allow; it is not ingested."""
 

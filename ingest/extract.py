@@ -26,7 +26,7 @@ from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
 from ingest.cleaning import clean_text
-from ingest.errors import DocumentError, IngestCancelledError, LimitExceededError
+from ingest.errors import DocumentError, IngestCancelledError, LimitExceededError, PasswordError
 from ingest.ocr.base import OcrOptions
 from ingest.ocr.decide import PageReader, nothing_read, pages_warning
 from ingest.pagecache import PageCache, page_fingerprint
@@ -264,13 +264,15 @@ def _open_pdf(data: bytes, *, file_name: str, password: str | None) -> PdfReader
         ) from exc
     if not opened:
         if password:
-            raise DocumentError(
+            raise PasswordError(
                 f"{file_name!r} is an encrypted PDF and the password given does not open it; "
-                "check the password (--password)"
+                "check the password (--password)",
+                wrong=True,
             )
-        raise DocumentError(
+        raise PasswordError(
             f"{file_name!r} is an encrypted PDF that needs a password; pass it with --password "
-            "(or remove the encryption, e.g. qpdf --decrypt --password=PW in.pdf out.pdf)"
+            "(or remove the encryption, e.g. qpdf --decrypt --password=PW in.pdf out.pdf)",
+            wrong=False,
         )
     return reader
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from ingest.errors import DocumentError
+from ingest.errors import DocumentError, PasswordError
 
 if TYPE_CHECKING:
     import pypdfium2
@@ -41,7 +41,8 @@ def open_document(
         The open document (closed on exit).
 
     Raises:
-        DocumentError: PDFium cannot open it (malformed, or encrypted without a working password).
+        PasswordError: it is encrypted and ``password`` is missing or does not open it.
+        DocumentError: PDFium cannot open it (malformed).
     """
     import pypdfium2
 
@@ -50,9 +51,10 @@ def open_document(
             document = pypdfium2.PdfDocument(data, password=password or None)
         except pypdfium2.PdfiumError as exc:
             if "password" in str(exc).lower():
-                raise DocumentError(
+                raise PasswordError(
                     f"{file_name!r} is an encrypted PDF and "
-                    + ("the password given does not open it" if password else "needs a password")
+                    + ("the password given does not open it" if password else "needs a password"),
+                    wrong=bool(password),
                 ) from exc
             raise DocumentError(f"{file_name!r} cannot be opened for rendering ({exc})") from exc
         try:

@@ -164,3 +164,21 @@ def test_page_cache_is_bounded() -> None:
         page_cache=cache,
     )
     assert len(cache) == 3
+
+
+def test_password_problems_are_password_errors_for_extraction_and_rendering() -> None:
+    from ingest.errors import PasswordError
+    from ingest.rendering import open_document
+
+    data = encrypted_pdf_bytes(TOPICS["chess"], user_password="s3cret", owner_password="owner")
+    for password, wrong in ((None, False), ("nope", True)):
+        with pytest.raises(PasswordError) as caught:
+            extract_text(data, file_name="locked.pdf", password=password)
+        assert caught.value.wrong is wrong
+        with pytest.raises(PasswordError) as rendered:
+            with open_document(data, file_name="locked.pdf", password=password):
+                pass
+        assert rendered.value.wrong is wrong
+        assert "nope" not in str(caught.value) + str(rendered.value)
+    with open_document(data, file_name="locked.pdf", password="s3cret") as document:
+        assert len(document) == 1
