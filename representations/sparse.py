@@ -22,6 +22,7 @@ from representations.base import (
     VectorSchema,
 )
 from representations.errors import RepresentationError
+from representations.stopwords import ENGLISH_STOP_WORDS, TOKEN_PATTERN
 
 if TYPE_CHECKING:
     import numpy as np
@@ -63,7 +64,6 @@ class SparseEncoder:
         self, k1: float = 1.2, b: float = 0.75, avg_length: float | None = None, language: str = "english"
     ):
         import Stemmer
-        from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer
 
         try:
             self._stemmer = Stemmer.Stemmer(language)
@@ -71,8 +71,8 @@ class SparseEncoder:
             raise RepresentationError(
                 f"no Snowball stemmer for language {language!r}; use one of {sorted(Stemmer.algorithms())}"
             ) from exc
-        self._tokenize: Callable[[str], list[str]] = CountVectorizer().build_tokenizer()
-        self._stop_words = frozenset(ENGLISH_STOP_WORDS)
+        self._tokenize: Callable[[str], list[str]] = TOKEN_PATTERN.findall  # CountVectorizer's tokenizer
+        self._stop_words = ENGLISH_STOP_WORDS
         self.k1 = k1
         self.b = b
         self.avg_length = avg_length
