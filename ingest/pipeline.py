@@ -428,16 +428,27 @@ def _roll_back(store: VectorStore) -> None:
 def _skipped_representations(
     settings: Settings, wanted: CollectionRecord, found: CollectionRecord
 ) -> list[str]:
-    """Why representations the settings ask for are not built in this run (also logged)."""
+    """Why representations the user configured are not built in this run (also logged).
+
+    Only representations whose ``index`` section the user set (in the config file, the
+    environment or the command line: the section's explicitly set fields) are named; those the
+    defaults alone ask for, such as questions without a generator, pass in silence.
+    """
+    configured = {
+        name for name in type(settings.index).model_fields if getattr(settings.index, name).model_fields_set
+    }
     notes: list[str] = []
-    if settings.index.questions.generator is None:
+    questions = settings.index.questions
+    if questions.generator is None and questions.model_fields_set - {"generator"}:
         notes.append(
             "questions: no generator model is configured (index.questions.generator), so no synthetic "
             "questions are generated; set INSTRUCTOR_SEARCH_INDEX__QUESTIONS__GENERATOR to a "
             "sequence-to-sequence model folder (e.g. FLAN-T5) to build them"
         )
     missing = [
-        name for name in wanted.representations.available() if name not in found.representations.available()
+        name
+        for name in wanted.representations.available()
+        if name in configured and name not in found.representations.available()
     ]
     if missing:
         notes.append(

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from app.cli import main
-from config import Settings, load_settings
+from config import Settings, load_settings, override
 from embedder import InstructionSet, make_embedder
 from ingest.pipeline import ingest_files
 from ingest.sources import SourceFile
@@ -304,6 +304,10 @@ def test_questions_are_skipped_without_a_generator(tmp_path: Path) -> None:
     store = VectorStore(open_client(settings), "q")
     files = [SourceFile(source="t:a", file_name="a.txt", data=b"Some text about glaciers.")]
     report = ingest_files(files, settings=settings, embedder=make_embedder(settings.model), store=store)
+    assert report.skipped == []  # nobody asked for questions: nothing to say
+    asked = override(settings, index={"questions": {"count": 5}})  # configured, but no generator
+    files = [SourceFile(source="t:b", file_name="b.txt", data=b"More text about glaciers.")]
+    report = ingest_files(files, settings=asked, embedder=make_embedder(asked.model), store=store)
     assert any(note.startswith("questions: no generator model is configured") for note in report.skipped)
     assert report.to_json()["skipped"] == report.skipped
     assert store.require_record().representations.questions is None
@@ -446,11 +450,15 @@ def test_fusion_settings_are_validated(tmp_path: Path) -> None:
 
 
 def test_cli_ingest_reports_the_skipped_question_representation(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     folder = tmp_path / "docs"
     folder.mkdir()
     (folder / "a.txt").write_text(DOCS["cats.txt"])
+    assert main(["ingest", str(folder), "--backend", "fake", "--data-dir", str(tmp_path / "data")]) == 0
+    assert "skipped representation" not in capsys.readouterr().out  # questions were never asked for
+    (folder / "b.txt").write_text(DOCS["volcano.txt"])
+    monkeypatch.setenv("INSTRUCTOR_SEARCH_INDEX__QUESTIONS__COUNT", "5")
     assert main(["ingest", str(folder), "--backend", "fake", "--data-dir", str(tmp_path / "data")]) == 0
     assert "skipped representation questions: no generator model is configured" in capsys.readouterr().out
 
