@@ -208,9 +208,14 @@ def validate_query(query: str) -> str:
     return cleaned
 
 
-def _check_options(
+def check_options(
     mode: str, top_k: int, score_threshold: float | None, fusion: str, weights: Mapping[str, float] | None
 ) -> None:
+    """Check the options of a search that need no collection (see :func:`search` for each).
+
+    Raises:
+        QueryError: the mode is unknown or an option is out of range; the message names the valid values.
+    """
     check_mode(mode)
     if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= MAX_TOP_K:
         raise QueryError(f"top_k={top_k!r} is not valid; use a whole number from 1 to {MAX_TOP_K}")
@@ -275,6 +280,7 @@ def search(
     rrf_k: int | None = None,
     weights: Mapping[str, float] | None = None,
     local_index: bool = True,
+    record: CollectionRecord | None = None,
 ) -> SearchResult:
     """Search a collection for the chunks closest to a query.
 
@@ -296,6 +302,8 @@ def search(
         weights: per-representation weights of ``rrf`` (missing names weigh 1).
         local_index: in the embedded / in-memory store, score unfiltered searches with the
             in-process index (:mod:`retrieval.local`: exact, many times faster than Qdrant local).
+        record: the collection's record when the caller has read it already (``None``: read
+            here); it is checked against the embedder all the same, after the query and options.
 
     Returns:
         The hits, best first, and the instruction and mode the query ran with.
@@ -309,8 +317,8 @@ def search(
     """
     started = time.perf_counter()
     text = validate_query(query)
-    _check_options(mode, top_k, score_threshold, fusion, weights)
-    record = store.require_record()
+    check_options(mode, top_k, score_threshold, fusion, weights)
+    record = store.require_record() if record is None else record
     check_embedder(store, record, embedder)
     mode, components, note = choose_mode(mode, record, fallback=fallback)
     check_threshold(mode, score_threshold)
@@ -425,6 +433,7 @@ __all__ = [
     "SearchOptions",
     "SearchResult",
     "check_embedder",
+    "check_options",
     "committed_hits",
     "embed_query",
     "open_retriever",
