@@ -38,7 +38,7 @@ from ingest.pipeline import ingest_files
 from ingest.report import IngestReport, ProgressEvent
 from ingest.sample_corpus import sample_files
 from ingest.sources import FileResult, SourceFile
-from retrieval.engine import Hit, SearchResult, options_from, search, validate_query
+from retrieval.engine import Hit, SearchResult, check_options, options_from, search, validate_query
 from store.client import list_collections, open_client
 from store.core import VectorStore, store_for
 from store.errors import StoreError
@@ -294,6 +294,11 @@ class ServiceResources:
         return self.models.default()
 
     @property
+    def model_id(self) -> str:
+        """The id of :attr:`embedder`, known without loading it (see :attr:`app.models.ModelPool.model_id`)."""
+        return self.models.model_id
+
+    @property
     def model_loaded(self) -> bool:
         """Whether :attr:`embedder` is loaded (or was given)."""
         return self.models.loaded
@@ -528,7 +533,10 @@ class SearchService(CollectionService):
             return _cancelled_report(files, store)
         try:
             self.files.keep(files)
-            record = store.read_record() if follow_record else None
+            found = store.read_record()
+            if found is not None:  # another model's collection is refused before a model loads
+                self.models.refuse_mismatch(store, found)
+            record = found if follow_record else None
             settings = self.settings
             if record is not None:
                 settings = settings_for_record(settings, record, store.collection)
@@ -635,20 +643,35 @@ class SearchService(CollectionService):
         """Search a collection (see :func:`retrieval.engine.search`).
 
         ``mode=None`` uses the ``search.mode`` setting, falling back to ``dense`` (with a note in
-        the result) in a collection built without that mode's representations.
+        the result) in a collection built without that mode's representations. The query, the
+        options and the collection's record (read once) are checked before the model loads, so
+        a collection built with another model is refused without loading one.
+
+        Raises:
+            QueryError: the query or an option is not valid.
+            CollectionNotFoundError: the collection does not exist.
+            CollectionMismatchError: the collection was built with another model.
         """
         store = self.store(collection)
+        chosen_k = top_k if top_k is not None else self.settings.app.top_k
+        chosen_mode = mode or self.settings.search.mode
+        options = options_from(self.settings.search)
+        validate_query(query)
+        check_options(chosen_mode, chosen_k, score_threshold, options["fusion"], options["weights"])
+        record = store.require_record()
+        self.models.refuse_mismatch(store, record)
         return search(
             query,
             store=store,
-            embedder=self.models.for_record(store.read_record()),
-            top_k=top_k if top_k is not None else self.settings.app.top_k,
+            embedder=self.models.for_record(record),
+            top_k=chosen_k,
             score_threshold=score_threshold,
             documents=documents,
             domain=domain,
-            mode=mode or self.settings.search.mode,
+            mode=chosen_mode,
             fallback=mode is None,
-            **options_from(self.settings.search),
+            record=record,
+            **options,
         )
 
 
@@ -705,7 +728,6 @@ def search_once(
     """
     validate_query(query)
     with SearchService.open(settings, purpose="query") as service:
-        service.store().require_record()
         result = service.search(
             query, top_k=top_k, score_threshold=score_threshold, documents=documents, domain=domain, mode=mode
         )

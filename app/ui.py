@@ -146,17 +146,20 @@ def cached_write_lock(settings: Settings) -> threading.Lock:
 
 
 def open_service(settings: Settings) -> SearchService | None:
-    """The service built from the cached resources, or ``None`` after showing why it failed."""
+    """The service built from the cached resources, or ``None`` after showing why it failed.
+
+    The model is not loaded here: the first page needs only its name (:attr:`SearchService.model_id`),
+    so it shows without waiting for the model, which loads (once per process, with a spinner) on
+    the first search or upload.
+    """
     try:
         client = cached_client(settings)
-        embedder = cached_embedder(settings)
     except Exception as exc:  # noqa: BLE001 - every failure is one line on the page
         log_unexpected(exc, logger)
         show_error(exc, url=settings.qdrant.url)
         return None
     return SearchService(
         settings=settings,
-        embedder=embedder,
         client=client,
         write_lock=cached_write_lock(settings),
         loader=cached_embedder,
@@ -295,7 +298,7 @@ def _render(service: SearchService) -> None:
     st.title(":material/manage_search: instructor-search")
     st.caption(
         "Semantic search over your PDFs with instruction-conditioned embeddings · model "
-        + md_code(service.embedder.model_id)
+        + md_code(service.model_id)
     )
     state = _sidebar(service)
     if state is None:
@@ -384,10 +387,10 @@ def _show_record(service: SearchService, name: str, record: CollectionRecord | N
     else:
         instructions = record.instructions
         domain = record.domain
-        if record.model != service.embedder.model_id and adapted_model(record, service.settings) is None:
+        if record.model != service.model_id and adapted_model(record, service.settings) is None:
             st.warning(
                 f"Built with {md_code(record.model)}, but the app runs "
-                f"{md_code(service.embedder.model_id)}: searches and uploads here are refused.",
+                f"{md_code(service.model_id)}: searches and uploads here are refused.",
                 icon=":material/warning:",
             )
     st.markdown(f"**Domain:** {md_escape(domain) if domain else '(general)'}")
