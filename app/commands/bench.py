@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any, cast, get_args
 
 from config import Runtime, Settings, override
-from evaluation.record import DOCS, save_result
 
 PARTS = ("latency", "throughput", "reingest", "memory", "cold", "accuracy")
 
@@ -54,7 +53,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--record", action="store_true", help="save to docs/results and re-render docs/benchmarks.md"
     )
-    parser.add_argument("--docs-dir", default=str(DOCS), help="docs folder for --record (default: docs)")
+    parser.add_argument("--docs-dir", default="docs", help="docs folder for --record (default: docs)")
     parser.set_defaults(handler=_handler)
 
 
@@ -270,6 +269,8 @@ def _memory(
 
 def _record(figures: dict[str, Any], command: str, docs: Path) -> None:
     """Save the headline figures and one result per runtime and part."""
+    from evaluation.record import save_result
+
     summary = {key: value for key, value in figures.items() if not isinstance(value, dict | list)}
     for label, entry in figures.get("cold_start", {}).items():
         summary[f"cold_start_{label}_s"] = entry["process_s"]

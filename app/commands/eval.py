@@ -9,8 +9,6 @@ from typing import Any
 
 from app.commands.eval_ocr import register_ocr
 from config import Settings, override
-from evaluation.errors import EvaluationError
-from evaluation.record import DOCS, save_result
 from retrieval.modes import MODES
 
 #: The standard suite of `make eval`, on the shared data folder.
@@ -123,7 +121,7 @@ def _add_output_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--record", action="store_true", help="save to docs/results and re-render docs/benchmarks.md"
     )
-    parser.add_argument("--docs-dir", default=str(DOCS), help="docs folder for --record (default: docs)")
+    parser.add_argument("--docs-dir", default="docs", help="docs folder for --record (default: docs)")
 
 
 def _print(result: dict[str, Any], as_json: bool) -> None:
@@ -197,6 +195,8 @@ def _slug(text: str) -> str:
 def _weights(value: str | None) -> tuple[float, float] | None:
     if value is None:
         return None
+    from evaluation.errors import EvaluationError
+
     try:
         first, second = (float(part) for part in value.split(","))
     except ValueError:
@@ -207,6 +207,8 @@ def _weights(value: str | None) -> tuple[float, float] | None:
 
 
 def _beir_handler(args: argparse.Namespace, settings: Settings) -> int:
+    from evaluation.record import save_result  # the evaluation stack: not for registering the command
+
     if args.fusion:
         settings = override(settings, **{"search.fusion": args.fusion})
     result = run_beir_command(
@@ -246,6 +248,7 @@ def _beir_handler(args: argparse.Namespace, settings: Settings) -> int:
 def _tune_handler(args: argparse.Namespace, settings: Settings) -> int:
     from embedder import make_embedder
     from evaluation.beir import load_beir
+    from evaluation.record import save_result
     from evaluation.runner import InstructionChoice
     from evaluation.tuning import TuneConfig, run_tuning, sample_queries
 
@@ -308,6 +311,8 @@ def run_sts_command(settings: Settings, file: str) -> dict[str, Any]:
 
 
 def _sts_handler(args: argparse.Namespace, settings: Settings) -> int:
+    from evaluation.record import save_result  # the evaluation stack: not for registering the command
+
     result = run_sts_command(settings, args.file)
     if args.record and args.label:
         data = {**result, "label": args.label}
@@ -325,6 +330,8 @@ def _sts_handler(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _all_handler(args: argparse.Namespace, settings: Settings) -> int:
+    from evaluation.record import save_result  # the evaluation stack: not for registering the command
+
     data = Path(args.data)
     if not data.is_dir():
         print(f"error: shared data folder {str(data)!r} not found; pass --data DIR", file=sys.stderr)
