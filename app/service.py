@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar, cast
 from app.documents import DocumentFiles, FileRef
 from app.errors import AppError
 from app.models import Loader, ModelPool
+from app.wording import plural
 from config import InvalidNameError, override, validate_collection_name
 from embedder import EmbedderWrapper
 from ingest.pipeline import ingest_files
@@ -766,11 +767,11 @@ def ensure_sample_corpus(
             echo(f"loading the model {settings.model.name!r} ...")
         echo(
             f"collection {service.default_collection!r} is empty: indexing the sample corpus "
-            f"({len(files)} PDFs) with {service.embedder.model_id} ..."
+            f"({plural(len(files), 'PDF')}) with {service.embedder.model_id} ..."
         )
         report = service.ingest(files, follow_record=False)
     for result in report.files:
-        detail = f"{result.chunks} chunks" if result.status != "failed" else f"failed: {result.error}"
+        detail = plural(result.chunks, "chunk") if result.status != "failed" else f"failed: {result.error}"
         echo(f"  {result.status:<9} {result.file_name}  ({detail})")
-    echo(f"indexed {report.chunks_embedded} chunks in {report.seconds:.1f} s")
+    echo(f"indexed {plural(report.chunks_embedded, 'chunk')} in {report.seconds:.1f} s")
     return report

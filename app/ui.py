@@ -655,7 +655,7 @@ def follow_upload(service: SearchService, job: UploadJob) -> None:
     in its thread meanwhile.
     """
     box = st.container(border=True)
-    box.markdown(f"**Indexing {len(job.sources)} file(s) into** {md_code(job.collection)} …")
+    box.markdown(f"**Indexing {plural(len(job.sources), 'file')} into** {md_code(job.collection)} …")
     status = box.empty()
     bars = [box.progress(0.0, text=f"{md_escape(source.file_name)}: waiting") for source in job.sources]
     if job.cancel.is_set():
@@ -690,7 +690,7 @@ def _draw_progress(bar: Any, event: ProgressEvent) -> None:
         fraction = event.chunks_done / event.chunks_total if event.chunks_total else 0.0
         bar.progress(
             min(0.02 + 0.96 * fraction, 0.98),
-            text=f"{name}: embedding {event.chunks_done}/{event.chunks_total} chunks",
+            text=f"{name}: embedding {event.chunks_done}/{plural(event.chunks_total, 'chunk')}",
         )
     elif event.stage == "stored":
         bar.progress(1.0, text=f"{name}: stored ({plural(event.chunks_total, 'chunk')})")
@@ -848,8 +848,8 @@ def _adapt_outcome(box: Any, job: AdaptJob) -> None:
     result = job.result
     if result is not None:
         box.success(
-            f"Created {md_code(result.target)} with the adapted model ({result.train.steps} steps, "
-            f"{result.reembed.points} chunks). {md_code(job.collection)} is unchanged; pick {md_code(result.target)} "
+            f"Created {md_code(result.target)} with the adapted model ({plural(result.train.steps, 'step')}, "
+            f"{plural(result.reembed.points, 'chunk')}). {md_code(job.collection)} is unchanged; pick {md_code(result.target)} "
             "in the collection list to search it with its fine-tuned model.",
             icon=":material/check_circle:",
         )

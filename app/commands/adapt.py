@@ -21,6 +21,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from app.cli import print_json
+from app.wording import plural
 from config import display, override
 
 if TYPE_CHECKING:
@@ -162,18 +163,20 @@ def _print_result(result: AdaptResult) -> None:
     tasks = ", ".join(f"{display(task)} {count}" for task, count in result.records.items())
     print(f"adapted {display(result.collection)} -> {display(result.target)} in {result.seconds:.0f} s")
     print(
-        f"  data: {sum(result.records.values())} records ({tasks}) in {display(str(result.data))}{note('data')}"
+        f"  data: {plural(sum(result.records.values()), 'record')} ({tasks}) in {display(str(result.data))}{note('data')}"
     )
     loss = f", mean loss {result.train.train_loss:.4f}" if result.train.train_loss is not None else ""
     print(
-        f"  model: {display(str(result.model))}, {result.train.steps} steps from "
+        f"  model: {display(str(result.model))}, {plural(result.train.steps, 'step')} from "
         f"{display(result.base_model)}{loss}{note('train')}"
     )
     reembed = result.reembed
     print(
-        f"  re-embedded: {reembed.copied} documents ({reembed.chunks_embedded} chunks) copied, "
-        f"{reembed.skipped} already there; {reembed.points} points in {display(result.target)}{note('reembed')}"
+        f"  re-embedded: {plural(reembed.copied, 'document')} ({plural(reembed.chunks_embedded, 'chunk')}) copied, "
+        f"{reembed.skipped} already there; {plural(reembed.points, 'point')} in {display(result.target)}{note('reembed')}"
     )
     if reembed.incomplete:
-        print(f"  not copied (not completely stored in the collection): {len(reembed.incomplete)} documents")
+        print(
+            f"  not copied (not completely stored in the collection): {plural(len(reembed.incomplete), 'document')}"
+        )
     print(result.switch)

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast, get_args
 
+from app.wording import plural
 from config import Runtime, Settings, override
 
 PARTS = ("latency", "throughput", "reingest", "memory", "cold", "accuracy")
@@ -136,7 +137,9 @@ def _run(
     if "throughput" not in skip:
         figures.update(_throughput(args, base, tmp, data, runtimes, pdfs, figures["matmul_peak_gflops"]))
     if "reingest" not in skip:
-        _say(f"re-ingest: a {throughput.REINGEST_PAGES}-page PDF, one page edited, {args.repeats} repeats")
+        _say(
+            f"re-ingest: a {throughput.REINGEST_PAGES}-page PDF, one page edited, {plural(args.repeats, 'repeat')}"
+        )
         figures["reingest"] = throughput.measure_reingest(
             base, tmp / "reingest", data, ingest_runtime, args.repeats
         )
@@ -151,7 +154,10 @@ def _run(
         from evaluation.latency import load_corpus
 
         corpus = load_corpus(data, args.accuracy_passages, 1000)
-        _say(f"accuracy: {len(corpus.passages)} passages, {len(corpus.queries)} queries from {corpus.name}")
+        _say(
+            f"accuracy: {plural(len(corpus.passages), 'passage')}, "
+            f"{plural(len(corpus.queries), 'query', 'queries')} from {corpus.name}"
+        )
         figures["accuracy"] = measure_accuracy(base, corpus, runtimes, ndcg=ndcg)
     figures["load_avg_1m_after"] = round(os.getloadavg()[0], 2)
     return figures
@@ -170,7 +176,9 @@ def _latency(
     from evaluation.latency import load_corpus, measure_latency
 
     corpus = load_corpus(data, args.passages, args.queries)
-    _say(f"latency: {len(corpus.passages)} passages from {corpus.name}, sizes {sizes}, runtimes {runtimes}")
+    _say(
+        f"latency: {plural(len(corpus.passages), 'passage')} from {corpus.name}, sizes {sizes}, runtimes {runtimes}"
+    )
     embedders: dict[str, Embedder] = {
         r: make_embedder(base, purpose="query", runtime=r, cache=False) for r in runtimes
     }
@@ -198,11 +206,11 @@ def _throughput(
 
     runs: dict[str, Any] = {}
     for runtime in runtimes:
-        _say(f"throughput: {runtime}, {len(pdfs)} PDFs, {args.repeats} rounds")
+        _say(f"throughput: {runtime}, {plural(len(pdfs), 'PDF')}, {plural(args.repeats, 'round')}")
         entry = throughput.measure_throughput(base, tmp / "throughput", pdfs, runtime, args.repeats)
         runs[runtime] = {
-            "corpus": f"{throughput.corpus_name(data)}, {len(pdfs)} PDFs, "
-            f"{len(pdfs) * throughput.PAGES_PER_PDF} pages",
+            "corpus": f"{throughput.corpus_name(data)}, {plural(len(pdfs), 'PDF')}, "
+            f"{plural(len(pdfs) * throughput.PAGES_PER_PDF, 'page')}",
             **entry,
         }
     main = runs.get(base.model.runtime) or next(iter(runs.values()))

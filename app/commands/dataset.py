@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.cli import print_json
+from app.wording import plural
 from config import display
 
 if TYPE_CHECKING:
@@ -197,9 +198,11 @@ def _write(args: argparse.Namespace, records: list[MediRecord], *, notes: list[s
             }
         )
         return 0
-    print(f"wrote {written} records to {display(str(out))}")
+    print(f"wrote {plural(written, 'record')} to {display(str(out))}")
     for task, count in tasks.items():
-        print(f"  {display(task)}: {count.records} records, {count.with_negatives} with a hard negative")
+        print(
+            f"  {display(task)}: {plural(count.records, 'record')}, {count.with_negatives} with a hard negative"
+        )
         print(f"    query: {display(count.query_instruction) or '(none)'}")
         print(f"    document: {display(count.document_instruction) or '(none)'}")
     for note in notes:

@@ -154,9 +154,12 @@ def _print_report(report: IngestReport) -> None:
         f"({summary or 'no files'}; {plural(report.chunks_embedded, 'chunk')} embedded in {report.seconds:.1f} s)"
     )
     if report.repaired:
-        print(f"removed {report.repaired} leftover chunks of an interrupted earlier run")
+        print(f"removed {plural(report.repaired, 'leftover chunk')} of an interrupted earlier run")
     if report.truncated:
-        print(f"warning: {report.truncated} chunks were longer than the model's limit and were truncated")
+        were = "was" if report.truncated == 1 else "were"
+        print(
+            f"warning: {plural(report.truncated, 'chunk')} {were} longer than the model's limit and {were} truncated"
+        )
     for note in report.skipped:
         print(f"skipped representation {display(note)}")
 
@@ -272,7 +275,9 @@ def _print_collections(rows: list[CollectionSummary], *, as_json: bool) -> None:
     else:
         for row in rows:
             detail = f"model {row.model}" if row.model else str(row.error or "")
-            print(f"{display(row.name):<30} {row.points:>8} points  {display(detail)}")
+            print(
+                f"{display(row.name):<30} {row.points:>8} {'point ' if row.points == 1 else 'points'}  {display(detail)}"
+            )
 
 
 def _row_json(row: CollectionSummary) -> dict[str, Any]:
@@ -289,7 +294,7 @@ def _row_json(row: CollectionSummary) -> dict[str, Any]:
 
 def _drop(service: SearchService, name: str | None, *, yes: bool, as_json: bool) -> None:
     def confirm(collection: str, points: int) -> bool:
-        return yes or _confirm(f"drop collection {collection!r} ({points} points)?")
+        return yes or _confirm(f"drop collection {collection!r} ({plural(points, 'point')})?")
 
     collection = service.store(name).collection
     points = service.drop_collection(name, confirm=confirm)
@@ -298,7 +303,7 @@ def _drop(service: SearchService, name: str | None, *, yes: bool, as_json: bool)
     if as_json:
         print_json({"dropped": collection, "points": points})
     else:
-        print(f"dropped collection {collection!r} ({points} points)")
+        print(f"dropped collection {collection!r} ({plural(points, 'point')})")
 
 
 def _confirm(question: str) -> bool:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.cli import print_json
+from app.wording import plural
 from config import display, override
 
 if TYPE_CHECKING:
@@ -97,9 +98,9 @@ def run_train(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     data = result.record["data"]
     tasks = ", ".join(f"{display(task)} {count}" for task, count in data["tasks"].items())
-    print(f"trained {display(str(result.output))}: {result.steps} steps in {result.seconds:.0f} s")
+    print(f"trained {display(str(result.output))}: {plural(result.steps, 'step')} in {result.seconds:.0f} s")
     print(f"  base model: {display(result.record['base_model'])}")
-    print(f"  data: {data['records']} records ({tasks}), sha256 {data['sha256'][:12]}")
+    print(f"  data: {plural(data['records'], 'record')} ({tasks}), sha256 {data['sha256'][:12]}")
     if result.train_loss is not None:
         print(f"  mean training loss: {result.train_loss:.4f}")
     print(f"use it: instructor-search ingest FILES --model {display(str(result.output))} --collection NAME")

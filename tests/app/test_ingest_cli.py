@@ -252,6 +252,29 @@ def test_ingest_text_output_counts_in_words_and_names_ocr_and_empty_pages(
     assert "1 point (1 ingested; 1 chunk embedded in" in out
 
 
+def test_collection_counts_are_in_words(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """One point is "1 point" in the list and the drop (the list keeps its columns), two are "2 points"."""
+    note = tmp_path / "note.txt"
+    note.write_text(TOPICS["chess"], encoding="utf-8")
+    store = ["--qdrant-path", str(tmp_path / "q"), "--backend", "fake"]
+    assert run_cli(capsys, "ingest", str(note), *store, "--collection", "one", "--no-progress")[0] == 0
+    assert "skipped representation" not in capsys.readouterr().out
+    other = tmp_path / "other.txt"
+    other.write_text(TOPICS["bread"], encoding="utf-8")
+    assert (
+        run_cli(capsys, "ingest", str(note), str(other), *store, "--collection", "two", "--no-progress")[0]
+        == 0
+    )
+    code, out, _ = run_cli(capsys, "collections", "list", *store)
+    assert code == 0
+    one, two = sorted(out.splitlines())
+    assert re.fullmatch(r"one +1 point   model fake-hashing-embedder", one), one
+    assert re.fullmatch(r"two +2 points  model fake-hashing-embedder", two), two
+    assert len(one) == len(two)
+    code, out, _ = run_cli(capsys, "collections", "drop", "one", "--yes", *store)
+    assert code == 0 and "dropped collection 'one' (1 point)" in out
+
+
 def test_file_lines_report_ocr_pages_and_the_warning() -> None:
     from app.commands.ingest import file_lines
     from ingest.sources import FileResult
