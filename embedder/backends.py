@@ -12,7 +12,6 @@ Imports of torch and sentence-transformers are lazy: importing this module is ch
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import logging
 import re
@@ -25,6 +24,7 @@ from embedder.base import EncodeStats, Vectors, check_texts
 from embedder.errors import InputError
 from embedder.instructions import prompt_text
 from embedder.loading import embedding_dimension
+from embedder.tokens import TokenAccounting
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -32,11 +32,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: Texts whose token count each embedder remembers (chunk pieces, queries).
-COUNT_CACHE_SIZE = 65536
 
-
-class SentenceTransformerEmbedder:
+class SentenceTransformerEmbedder(TokenAccounting):
     """The real model through sentence-transformers.
 
     Args:
@@ -61,59 +58,21 @@ class SentenceTransformerEmbedder:
         self.runtime = runtime
         self.batch_size = batch_size
         self.normalize = normalize
-        self.stats = EncodeStats()
         dimension = embedding_dimension(model)
         if not dimension:
             raise InputError(f"model {model_id!r} does not report an embedding dimension")
         self.dimension = int(dimension)
         self.max_seq_length = int(model.max_seq_length or 512)
         self._tokenizer: Any = model.tokenizer
-        self._special_ids = set(self._tokenizer.all_special_ids)
-        self._instruction_tokens: dict[str, int] = {}
-        self._special: int | None = None
-        self._counted = functools.lru_cache(maxsize=COUNT_CACHE_SIZE)(self._count_uncached)
-
-    def count_tokens(self, text: str) -> int:
-        """Tokens of ``text`` without special tokens (memoised: re-chunking a file counts its pieces again)."""
-        return self._counted(text)
+        super().__init__()
 
     def _count_uncached(self, text: str) -> int:
         return len(
             self._tokenizer(text, add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
         )
 
-    def _special_overhead(self) -> int:
-        if self._special is None:
-            self._special = len(self._tokenizer("", add_special_tokens=True)["input_ids"])
-        return self._special
-
-    def instruction_tokens(self, instruction: str | None) -> int:
-        """Tokens the instruction prompt adds (prompt tokens; special tokens excluded)."""
-        prompt = prompt_text(instruction)
-        if prompt is None:
-            return 0
-        if prompt not in self._instruction_tokens:
-            self._instruction_tokens[prompt] = self.count_tokens(prompt)
-        return self._instruction_tokens[prompt]
-
-    def token_budget(self, instruction: str | None) -> int:
-        """Text tokens that fit the model together with the instruction and special tokens."""
-        return self.max_seq_length - self._special_overhead() - self.instruction_tokens(instruction)
-
-    def _count_padding(self, items: list[str], instruction: str | None, batch_size: int) -> None:
-        """Add the real and the padded token counts of this call's forward batches to :attr:`stats`.
-
-        sentence-transformers sorts a call's texts by length (longest first) and pads each batch
-        to its longest member; this replays that on token counts.
-        """
-        overhead = self._special_overhead() + self.instruction_tokens(instruction)
-        lengths = [min(self.max_seq_length, overhead + self.count_tokens(text)) for text in items]
-        order = sorted(range(len(items)), key=lambda i: -len(items[i]))
-        for start in range(0, len(order), batch_size):
-            batch = [lengths[i] for i in order[start : start + batch_size]]
-            self.stats.tokens += sum(batch)
-            self.stats.padded_tokens += max(batch) * len(batch)
-        self.stats.instruction_tokens += self.instruction_tokens(instruction) * len(items)
+    def _special_uncached(self) -> int:
+        return len(self._tokenizer("", add_special_tokens=True)["input_ids"])
 
     def embed(
         self,
@@ -131,16 +90,7 @@ class SentenceTransformerEmbedder:
         items = check_texts(texts)
         if not items:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        budget = self.token_budget(instruction)
-        truncated = sum(1 for text in items if len(text) > budget and self.count_tokens(text) > budget)
-        if truncated:
-            logger.warning(
-                "%d of %d texts exceed the %d-token budget of %s (instruction included) and were truncated",
-                truncated,
-                len(items),
-                budget,
-                self.model_id,
-            )
+        truncated = self._count_truncated(items, instruction)
         vectors = self.model.encode(
             items,
             prompt=prompt_text(instruction),
@@ -149,9 +99,7 @@ class SentenceTransformerEmbedder:
             convert_to_numpy=True,
             normalize_embeddings=self.normalize,
         )
-        self.stats.texts += len(items)
-        self.stats.truncated += truncated
-        self._count_padding(items, instruction, batch_size or self.batch_size)
+        self._record(items, instruction, truncated, batch_size or self.batch_size)
         return np.asarray(vectors, dtype=np.float32)
 
 
