@@ -1,7 +1,10 @@
 """The one factory of embedders: the backend, the runtime and the embedding cache the settings select.
 
 It lives apart from :mod:`embedder.backends` so that the cache (which wraps a backend) and the
-backends never import each other. Imports of torch and sentence-transformers stay lazy.
+backends never import each other. Imports of torch and sentence-transformers stay lazy: with an
+ONNX runtime and a checked, cached export, the model runs without them
+(:mod:`embedder.onnx_native`); otherwise it is loaded through sentence-transformers, exported on
+first use, and checked for the torch-free path of the next process.
 """
 
 from __future__ import annotations
@@ -82,6 +85,11 @@ def _make_uncached(settings: ModelSettings, runtime: Runtime, export_root: Path 
     if settings.backend == "fake":
         return FakeEmbedder(max_seq_length=settings.max_seq_length or 128, normalize=settings.normalize)
     if settings.backend == "sentence-transformers":
+        from embedder.onnx_native import check_native, load_native
+
+        native = load_native(settings, runtime, export_root)
+        if native is not None:
+            return native
         from embedder.loading import load_sentence_transformer
         from embedder.runtime import apply_runtime
 
@@ -92,13 +100,15 @@ def _make_uncached(settings: ModelSettings, runtime: Runtime, export_root: Path 
             settings.name, device=device, max_seq_length=settings.max_seq_length
         )
         apply_runtime(model, resolved, runtime, export_root)
-        return SentenceTransformerEmbedder(
+        embedder = SentenceTransformerEmbedder(
             model,
             resolved.model_id,
             batch_size=settings.batch_size,
             normalize=settings.normalize,
             runtime=runtime,
         )
+        check_native(embedder, resolved, runtime, export_root, settings.max_seq_length)
+        return embedder
     raise InputError(f"unknown embedder backend {settings.backend!r}; use 'sentence-transformers' or 'fake'")
 
 

@@ -17,6 +17,9 @@ Exports are cached under ``<data_dir>/models/<model-slug>-<key>/`` (the bundled 
 lives in read-only site-packages), keyed by the model's weights and the versions of torch,
 transformers, onnx and onnxruntime, written atomically and guarded by a file lock so that two
 processes never export into the same folder at once.
+
+Once an export is cached (and checked), later processes run it without torch and without
+sentence-transformers: :mod:`embedder.onnx_native`.
 """
 
 from __future__ import annotations
@@ -221,7 +224,8 @@ def ensure_export(
     return wanted
 
 
-def _session_options() -> Any:
+def session_options() -> Any:
+    """ONNX Runtime session options of both ONNX paths: all graph optimisations, one intra-op thread per usable core."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -248,7 +252,7 @@ def make_ort_module(onnx_file: Path, hf_model: Any) -> Any:
             super().__init__()
             self.config = hf_model.config
             self.session = ort.InferenceSession(
-                str(onnx_file), sess_options=_session_options(), providers=["CPUExecutionProvider"]
+                str(onnx_file), sess_options=session_options(), providers=["CPUExecutionProvider"]
             )
             self.input_names = [item.name for item in self.session.get_inputs()]
             self.onnx_file = onnx_file
