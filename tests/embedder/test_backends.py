@@ -8,7 +8,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-from embedder import Embedder, FakeEmbedder, InputError, InstructionSet, SentenceTransformerEmbedder
+from config import load_settings
+from embedder import (
+    Embedder,
+    FakeEmbedder,
+    InputError,
+    InstructionSet,
+    SentenceTransformerEmbedder,
+    make_embedder,
+)
 from embedder.instructions import prompt_text
 
 DOC = InstructionSet.for_retrieval().document
@@ -126,10 +134,20 @@ def test_real_instruction_changes_the_vector(real_embedder: SentenceTransformerE
     assert as_doc @ plain > as_doc @ other + 0.3
 
 
+@pytest.fixture(scope="module")
+def st_embedder() -> SentenceTransformerEmbedder:
+    """The model through sentence-transformers (the torch runtime: never the torch-free ONNX path)."""
+    embedder = make_embedder(load_settings().model, runtime="torch")
+    assert isinstance(embedder, SentenceTransformerEmbedder)
+    return embedder
+
+
 @pytest.mark.real_model
-def test_real_prompt_tokens_are_left_out_of_the_mean(real_embedder: SentenceTransformerEmbedder) -> None:
-    """The backend's vector is the mean of the text tokens' outputs, computed by hand here."""
-    model: Any = real_embedder.model
+def test_real_prompt_tokens_are_left_out_of_the_mean(
+    real_embedder: SentenceTransformerEmbedder, st_embedder: SentenceTransformerEmbedder
+) -> None:
+    """The vector is the mean of the text tokens' outputs, computed by hand here (either backend)."""
+    model: Any = st_embedder.model
     tokenizer = model.tokenizer
     prompt = prompt_text(DOC)
     assert prompt is not None
@@ -152,13 +170,13 @@ def test_real_prompt_tokens_are_left_out_of_the_mean(real_embedder: SentenceTran
 
 
 @pytest.mark.real_model
-def test_real_token_budget(real_embedder: SentenceTransformerEmbedder) -> None:
+def test_real_token_budget(
+    real_embedder: SentenceTransformerEmbedder, st_embedder: SentenceTransformerEmbedder
+) -> None:
     assert real_embedder.count_tokens("hello world") == 2
     assert real_embedder.instruction_tokens(None) == 0
     instruction_tokens = real_embedder.instruction_tokens(DOC)
-    assert instruction_tokens == len(
-        real_embedder.model.tokenizer(DOC, add_special_tokens=False)["input_ids"]
-    )
+    assert instruction_tokens == len(st_embedder.model.tokenizer(DOC, add_special_tokens=False)["input_ids"])
     assert real_embedder.token_budget(None) == 256 - 2
     assert real_embedder.token_budget(DOC) == 256 - 2 - instruction_tokens
 
