@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from config.names import is_internal_collection
 from store.errors import StoreConnectionError, StoreLockedError
+from store.journal import enable_wal, remember
 from store.manifest import Manifests, repair
 from store.points import ChunkPoints
 
@@ -33,7 +34,8 @@ def open_client(settings: Settings) -> QdrantClient:
     Returns:
         The client. Open one per process and share it: the embedded store is single-process.
         An embedded store left half written by a killed run is repaired before it is returned
-        (see :func:`repair_interrupted`).
+        (see :func:`repair_interrupted`), and its SQLite files are put in WAL mode
+        (:mod:`store.journal`).
 
     Raises:
         StoreLockedError: the embedded folder is already open in another process.
@@ -70,6 +72,8 @@ def open_client(settings: Settings) -> QdrantClient:
             ) from exc
         raise
     try:
+        remember(client, path)
+        enable_wal(path)  # the folder lock is ours; see store.journal (one cheap sync per point)
         repair_interrupted(client, settings)  # the folder lock is ours: a write mark left is a dead run's
     except BaseException:
         client.close()  # release the folder lock
@@ -108,7 +112,7 @@ def repair_interrupted(client: QdrantClient, settings: Settings) -> dict[str, in
         return {}
     repaired: dict[str, int] = {}
     for name in list_collections(client):
-        manifests = Manifests(client, name)
+        manifests = Manifests(client, name, local=True)
         if manifests.write_interrupted():
             repaired[name] = repair(ChunkPoints(client, name, local=True), manifests)
     if repaired:

@@ -87,7 +87,7 @@ class VectorStore:
         self.collection = collection
         self.local = local
         self.points = ChunkPoints(client, collection, local=local)
-        self.manifests = Manifests(client, collection)
+        self.manifests = Manifests(client, collection, local=local)
 
     # -- collection and record -------------------------------------------------------------
 
@@ -214,7 +214,16 @@ class VectorStore:
             pending: count the chunks of files not committed yet too (an ingest in progress,
                 or the leftovers of an interrupted one).
         """
-        return self.points.count(pending=pending) if self.exists() else 0
+        if not self.exists():
+            return 0
+        if not pending and self.local and not self.write_interrupted():
+            # Embedded store and no write mark: the mark is set before any chunk is written
+            # pending and cleared once none is left, so every chunk is committed. Counting them
+            # all is O(1) in qdrant-client's local mode; the filtered count evaluates the filter
+            # for every point in Python (0.36 s at 50,000 chunks, see evaluation.scale). A count
+            # racing with a write that starts in this thread's gap may include its first chunks.
+            pending = True
+        return self.points.count(pending=pending)
 
     def count_source(self, source: str, *, sha256: str | None = None) -> int:
         """Chunk points of one source (optionally of one content hash)."""

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict
 
 from config.names import MANIFEST_SUFFIX
 from store.errors import DocumentNotFoundError
+from store.journal import use_wal
 from store.payload import (
     CHUNK_INDEX,
     FILE_SHA256,
@@ -85,11 +86,14 @@ class Manifests:
     Args:
         client: an open client.
         collection: the chunk collection's name.
+        local: ``True`` for the embedded / in-memory store (read through
+            :func:`store.points.scroll_pages`' linear path there).
     """
 
-    def __init__(self, client: QdrantClient, collection: str) -> None:
+    def __init__(self, client: QdrantClient, collection: str, *, local: bool = False) -> None:
         self.client = client
         self.name = collection + MANIFEST_SUFFIX
+        self.local = local
 
     def exists(self) -> bool:
         """Whether the manifest collection exists."""
@@ -99,6 +103,8 @@ class Manifests:
         """Create the manifest collection if it does not exist."""
         if not self.exists():
             self.client.create_collection(self.name, vectors_config={})
+            if self.local:
+                use_wal(self.client)  # the new collection's storage file (see store.journal)
 
     def drop(self) -> None:
         """Delete the manifest collection (if it exists)."""
@@ -121,7 +127,7 @@ class Manifests:
         return sorted(
             (
                 DocumentManifest.model_validate(r.payload)
-                for page in scroll_pages(self.client, self.name, payload=True)
+                for page in scroll_pages(self.client, self.name, payload=True, local=self.local)
                 for r in page
                 if r.payload and "source" in r.payload
             ),
@@ -222,6 +228,25 @@ def find_document(documents: Sequence[DocumentManifest], ref: str, collection: s
         f"no document {ref!r} in collection {collection!r}; "
         "see the stored sources with: instructor-search documents list"
     )
+
+
+def pending_chunk_ids(client: QdrantClient, collection: str, *, local: bool) -> set[Any]:
+    """Ids of the chunks of ``collection`` flagged pending (files not committed yet).
+
+    The write mark is set before any chunk is written pending and cleared only once none is
+    left (every file committed, or the leftovers repaired), so without it nothing is looked
+    for: a filtered scroll evaluates the filter for every point in qdrant-client's local mode.
+    Read the ids to be checked *before* calling this: a chunk pending among them means the
+    mark was set then, and if it has been cleared since, that chunk is committed now.
+
+    Args:
+        client: the client.
+        collection: the chunk collection.
+        local: the client is the embedded or in-memory store.
+    """
+    if not Manifests(client, collection, local=local).write_interrupted():
+        return set()
+    return set(ChunkPoints(client, collection, local=local).pending_ids())
 
 
 def repair(points: ChunkPoints, manifests: Manifests) -> int:

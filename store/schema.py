@@ -12,6 +12,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from representations.records import collection_schema
+from store.journal import use_wal
 from store.payload import CHUNK_INDEX, DOMAIN, FILE_NAME, FILE_SHA256, PENDING_KEY, SOURCE, metadata_path
 from store.record import CollectionRecord, record_metadata
 
@@ -44,7 +45,9 @@ def create_collection(
         sparse_vectors_config=sparse,
         metadata=record_metadata(record),
     )
-    if not local:
+    if local:
+        use_wal(client)  # the new collection's storage file (see store.journal)
+    else:
         for field in KEYWORD_INDEXED:
             client.create_payload_index(collection, metadata_path(field), models.PayloadSchemaType.KEYWORD)
         client.create_payload_index(collection, metadata_path(CHUNK_INDEX), models.PayloadSchemaType.INTEGER)
