@@ -329,7 +329,7 @@ def _time_qdrant_scan(store: VectorStore, vectors: Sequence[np.ndarray]) -> tupl
 def _rebuilt_index(client: Any, collection: str) -> LocalIndex:
     """The collection's in-process index, rebuilt as the first search after a write rebuilds it."""
     invalidate(client, collection)
-    index = acquire(client, collection, quiet_seconds=0)
+    index = acquire(client, collection, quiet_seconds=0, lazy=False)  # every vector: the whole build
     if index is None:  # quiet_seconds=0 never defers the build
         raise EvaluationError(f"the in-process index of {collection!r} was not built")
     return index

@@ -6,8 +6,9 @@ loop over all points, and sorts all scores. At 50k chunks that is about 50 ms fo
 and over a second for a sparse (BM25) one, while the same arithmetic in numpy/scipy takes a few
 milliseconds.
 
-:class:`LocalIndex` holds the collection's vectors in numpy and scipy arrays (read once through
-the public ``scroll`` API) and scores exactly what Qdrant local scores:
+:class:`LocalIndex` holds the collection's vectors in numpy and scipy arrays (each read once, on
+first use, through the public ``scroll`` and ``retrieve`` API in time linear in the collection's
+size: :mod:`retrieval.local_reading`) and scores exactly what Qdrant local scores:
 
 - dense and named dense vectors: the dot product of the unit-normalised query with the stored
   (unit-normalised, cosine collections) vectors;
@@ -39,66 +40,63 @@ import math
 import threading
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from store.payload import PENDING_KEY
-from store.points import scroll_pages
+from retrieval.local_reading import (
+    Layout,
+    MultiIndex,
+    SparseIndex,
+    read_dense,
+    read_ids,
+    read_multi,
+    read_sparse,
+)
+from store.manifest import pending_chunk_ids
 from store.writes import note_write, write_state
 
 if TYPE_CHECKING:
     from qdrant_client import QdrantClient
-    from scipy import sparse as sp
 
 logger = logging.getLogger(__name__)
 
 #: After a write, searches within this many seconds are answered by Qdrant (no rebuild).
 QUIET_SECONDS = 2.0
-#: Points read per ``scroll`` call while building.
-_SCROLL_BATCH = 2048
-
-
-@dataclass
-class _Sparse:
-    matrix: sp.csc_matrix  # (points, columns)
-    columns: dict[int, int]  # term index -> column
-    df: np.ndarray  # documents per column
-    documents: int  # points that have the sparse vector
-    idf: bool  # Qdrant's IDF modifier is on
-
-
-@dataclass
-class _Multi:
-    vectors: np.ndarray  # (vectors, dim), rows grouped by owner
-    rows: np.ndarray  # owner row of each group
-    starts: np.ndarray  # first vector of each group
 
 
 @dataclass
 class LocalIndex:
     """A collection's vectors in numpy/scipy, scored exactly as Qdrant local scores them.
 
+    Each vector is read on first use (:meth:`build` with ``vectors`` reads some at once), from
+    the ids read when the index was built: a dense search never reads the sparse vectors.
+
     Attributes:
         ids: point id of each row.
-        dense: dense vectors by vector name (``""``: the unnamed default vector); rows of points
-            without that vector are masked out by ``present``.
+        dense: the dense vectors read so far by vector name (``""``: the unnamed default
+            vector); rows of points without that vector are masked out by ``present``.
         present: per dense vector name, which rows have it.
-        sparse: sparse vectors by name.
-        multi: multivectors by name.
+        sparse: the sparse vectors read so far, by name.
+        multi: the multivectors read so far, by name.
         pending: which rows are pending chunks (never returned); ``None``: none is.
-        build_seconds: how long the build took.
+        build_seconds: how long the build took (ids, pending flags and the vectors it read).
+        layout: the vectors the collection has (``None``: only those already read).
     """
 
     ids: list[Any]
     dense: dict[str, np.ndarray] = field(default_factory=dict)
     present: dict[str, np.ndarray] = field(default_factory=dict)
-    sparse: dict[str, _Sparse] = field(default_factory=dict)
-    multi: dict[str, _Multi] = field(default_factory=dict)
+    sparse: dict[str, SparseIndex] = field(default_factory=dict)
+    multi: dict[str, MultiIndex] = field(default_factory=dict)
     pending: np.ndarray | None = None
     build_seconds: float = 0.0
+    layout: Layout | None = None
+    _source: tuple[Any, str] | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _missing: set[str] = field(default_factory=set, repr=False)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -106,84 +104,84 @@ class LocalIndex:
     # -- building ------------------------------------------------------------------------------
 
     @classmethod
-    def build(cls, client: QdrantClient, collection: str) -> LocalIndex:
-        """Read every point's vectors of ``collection`` (public ``scroll`` API) into arrays.
+    def build(
+        cls, client: QdrantClient, collection: str, *, vectors: Iterable[str] | None = None
+    ) -> LocalIndex:
+        """Read the ids and pending flags of ``collection``, and the vectors named (public API).
+
+        Reading is linear in the collection's size (:mod:`retrieval.local_reading`); the
+        pending flags are looked for only while a write mark is set
+        (:func:`store.manifest.pending_chunk_ids`).
 
         Args:
             client: the (local) client.
             collection: the collection.
+            vectors: the vector names to read now (``None``: every vector searches score);
+                the others are read when a search first needs them.
 
         Returns:
             The index.
         """
-        from qdrant_client import models as qm
-
         started = time.perf_counter()
-        params = client.get_collection(collection).config.params
-        dense_cfg, multi_names = _searched_vectors(params.vectors)
-        sparse_cfg = params.sparse_vectors or {}
-        sparse_names = set(sparse_cfg)
-
-        ids: list[Any] = []
-        pending: list[bool] = []
-        dense_rows: dict[str, list[np.ndarray]] = {name: [] for name in dense_cfg}
-        dense_have: dict[str, list[bool]] = {name: [] for name in dense_cfg}
-        sparse_rows: dict[str, list[tuple[list[int], list[float]] | None]] = {n: [] for n in sparse_names}
-        multi_rows: dict[str, list[np.ndarray | None]] = {name: [] for name in multi_names}
-        for records in scroll_pages(
-            client, collection, payload=[PENDING_KEY], vectors=True, limit=_SCROLL_BATCH
-        ):
-            for record in records:
-                ids.append(record.id)
-                pending.append(bool((record.payload or {}).get(PENDING_KEY)))
-                vector = record.vector
-                named: dict[str, Any] = vector if isinstance(vector, dict) else {"": vector}
-                for name, cfg in dense_cfg.items():
-                    value = named.get(name)
-                    dense_have[name].append(value is not None)
-                    dense_rows[name].append(
-                        np.asarray(value, dtype=np.float32)
-                        if value is not None
-                        else np.zeros(cfg.size, dtype=np.float32)
-                    )
-                for name in sparse_names:
-                    value = named.get(name)
-                    sparse_rows[name].append(
-                        (list(value.indices), list(value.values)) if value is not None else None
-                    )
-                for name in multi_names:
-                    value = named.get(name)
-                    multi_rows[name].append(np.asarray(value, dtype=np.float32) if value else None)
-
-        index = cls(ids=ids, pending=np.asarray(pending, dtype=bool) if any(pending) else None)
-        for name, cfg in dense_cfg.items():
-            matrix = _build_dense(dense_rows[name], cfg)
-            if matrix is not None:
-                index.dense[name] = matrix
-                index.present[name] = np.asarray(dense_have[name], dtype=bool)
-        for name in sparse_names:
-            index.sparse[name] = _build_sparse(
-                sparse_rows[name], len(ids), idf=sparse_cfg[name].modifier == qm.Modifier.IDF
-            )
-        for name in multi_names:
-            built = _build_multi(multi_rows[name])
-            if built is not None:
-                index.multi[name] = built
+        layout = Layout.of(client, collection)
+        ids = read_ids(client, collection)
+        flagged = pending_chunk_ids(client, collection, local=True)  # after the ids: see its docstring
+        pending = (
+            np.fromiter((pid in flagged for pid in ids), dtype=bool, count=len(ids)) if flagged else None
+        )
+        index = cls(ids=ids, pending=pending, layout=layout, _source=(client, collection))
+        names = [*layout.dense, *layout.sparse, *layout.multi] if vectors is None else list(vectors)
+        for name in names:
+            index.read(name)
         index.build_seconds = time.perf_counter() - started
         logger.info(
             "in-process index of %s: %d points (%d pending) in %.2f s",
             collection,
             len(ids),
-            sum(pending),
+            len(flagged),
             index.build_seconds,
         )
         return index
 
+    def read(self, name: str) -> None:
+        """Read vector ``name`` of every row now (nothing if it is read already or not scored here)."""
+        layout, source = self.layout, self._source
+        if layout is None or source is None:
+            return
+        with self._lock:
+            if name in self.dense or name in self.sparse or name in self.multi or name in self._missing:
+                return
+            started = time.perf_counter()
+            client, collection = source
+            if name in layout.dense:
+                self.dense[name], self.present[name] = read_dense(client, collection, self.ids, name, layout)
+            elif name in layout.sparse:
+                self.sparse[name] = read_sparse(client, collection, self.ids, name, layout)
+            elif name in layout.multi:
+                built = read_multi(client, collection, self.ids, name, layout)
+                if built is None:
+                    self._missing.add(name)
+                else:
+                    self.multi[name] = built
+            else:
+                return
+        logger.info(
+            "in-process index of %s: vector %r of %d points read in %.2f s",
+            collection,
+            name,
+            len(self.ids),
+            time.perf_counter() - started,
+        )
+
     # -- scoring -------------------------------------------------------------------------------
 
     def supports(self, using: str | None, kind: str) -> bool:
-        """Whether the index can score vector ``using`` of ``kind`` (dense, sparse or multi)."""
+        """Whether the index can score vector ``using`` of ``kind`` (dense, sparse or multi).
+
+        A vector the collection has is read now if it was not yet.
+        """
         name = using or ""
+        self.read(name)
         if kind == "dense":
             return name in self.dense
         if kind == "sparse":
@@ -195,6 +193,7 @@ class LocalIndex:
     ) -> list[tuple[Any, float]]:
         """Top ``limit`` ``(id, score)`` of a dense query (cosine: the query is normalised)."""
         name = using or ""
+        self.read(name)
         matrix = self.dense[name]
         query = _unit(vector)
         # einsum's own SIMD loop, not BLAS: OpenBLAS worker threads keep spinning after a call
@@ -213,6 +212,7 @@ class LocalIndex:
 
         Points sharing no term with the query are not returned (as in Qdrant).
         """
+        self.read(using)
         data = self.sparse[using]
         cols: list[int] = []
         weights: list[float] = []
@@ -240,6 +240,7 @@ class LocalIndex:
         self, vector: Sequence[float] | np.ndarray, using: str, limit: int
     ) -> list[tuple[Any, float]]:
         """Top ``limit`` ``(id, score)`` of a one-vector MaxSim query (cosine)."""
+        self.read(using)
         data = self.multi[using]
         query = _unit(vector)
         best = np.maximum.reduceat(np.einsum("ij,j->i", data.vectors, query), data.starts)
@@ -256,25 +257,6 @@ class LocalIndex:
         return [(self.ids[int(i)], float(scores[i])) for i in order if np.isfinite(scores[i])]
 
 
-def _searched_vectors(vectors_cfg: Any) -> tuple[dict[str, Any], set[str]]:
-    """The dense vector configs (by name, ``""``: unnamed) and multivector names a collection searches."""
-    from qdrant_client import models as qm
-
-    dense_cfg: dict[str, Any] = {}
-    multi_names: set[str] = set()
-    if isinstance(vectors_cfg, qm.VectorParams):
-        dense_cfg[""] = vectors_cfg
-    elif isinstance(vectors_cfg, dict):
-        for name, cfg in vectors_cfg.items():
-            if cfg.hnsw_config is not None and cfg.hnsw_config.m == 0:
-                continue  # not indexed: kept for other uses, never searched
-            if cfg.multivector_config is not None:
-                multi_names.add(name)
-            else:
-                dense_cfg[name] = cfg
-    return dense_cfg, multi_names
-
-
 def _unit(vector: Sequence[float] | np.ndarray) -> np.ndarray:
     """A query vector as float32, normalised to unit length (cosine scoring; zero stays zero)."""
     query = np.asarray(vector, dtype=np.float32)
@@ -288,70 +270,6 @@ def _top_order(scores: np.ndarray, limit: int) -> np.ndarray:
         return np.zeros(0, dtype=np.int64)
     part = np.argpartition(-scores, limit - 1)[:limit] if scores.size > limit else np.arange(scores.size)
     return part[np.argsort(-scores[part], kind="stable")]
-
-
-def _build_dense(rows: list[np.ndarray], cfg: Any) -> np.ndarray | None:
-    """The rows as one matrix, unit-normalised for cosine; ``None`` for distances not scored here."""
-    from qdrant_client import models as qm
-
-    matrix = (
-        np.vstack(rows).astype(np.float32, copy=False) if rows else np.zeros((0, cfg.size), dtype=np.float32)
-    )
-    if cfg.distance == qm.Distance.COSINE:
-        norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-        matrix /= np.where(norms > 0, norms, 1.0)
-    elif cfg.distance != qm.Distance.DOT:
-        return None  # euclid/manhattan: not used by instructor-search; Qdrant answers those
-    return np.ascontiguousarray(matrix)
-
-
-def _build_sparse(rows: list[tuple[list[int], list[float]] | None], n: int, *, idf: bool) -> _Sparse:
-    from scipy import sparse as sp
-
-    columns: dict[int, int] = {}
-    data: list[float] = []
-    row_ind: list[int] = []
-    col_ind: list[int] = []
-    documents = 0
-    for row, value in enumerate(rows):
-        if value is None:
-            continue
-        documents += 1
-        for term, weight in zip(*value, strict=True):
-            col = columns.setdefault(int(term), len(columns))
-            row_ind.append(row)
-            col_ind.append(col)
-            data.append(float(weight))
-    matrix = sp.csc_matrix(
-        (np.asarray(data, dtype=np.float64), (np.asarray(row_ind), np.asarray(col_ind))),
-        shape=(n, max(1, len(columns))),
-    )
-    matrix.sum_duplicates()
-    df = np.diff(matrix.indptr)
-    return _Sparse(matrix=matrix, columns=columns, df=df, documents=documents, idf=idf)
-
-
-def _build_multi(rows: list[np.ndarray | None]) -> _Multi | None:
-    blocks: list[np.ndarray] = []
-    owners: list[int] = []
-    starts: list[int] = []
-    total = 0
-    for row, value in enumerate(rows):
-        if value is None or value.size == 0:
-            continue
-        matrix = value.reshape(-1, value.shape[-1])
-        norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-        blocks.append(matrix / np.where(norms > 0, norms, 1.0))
-        owners.append(row)
-        starts.append(total)
-        total += matrix.shape[0]
-    if not blocks:
-        return None
-    return _Multi(
-        vectors=np.ascontiguousarray(np.vstack(blocks), dtype=np.float32),
-        rows=np.asarray(owners, dtype=np.int64),
-        starts=np.asarray(starts, dtype=np.int64),
-    )
 
 
 # -- the per-client registry -----------------------------------------------------------------------
@@ -384,7 +302,9 @@ def invalidate(client: Any, collection: str) -> None:
     note_write(client, collection)
 
 
-def acquire(client: Any, collection: str, *, quiet_seconds: float = QUIET_SECONDS) -> LocalIndex | None:
+def acquire(
+    client: Any, collection: str, *, quiet_seconds: float = QUIET_SECONDS, lazy: bool = True
+) -> LocalIndex | None:
     """The collection's current index, built if needed; ``None`` while writes are still arriving.
 
     The index is current while the collection's write generation (:func:`store.writes.write_state`)
@@ -395,6 +315,8 @@ def acquire(client: Any, collection: str, *, quiet_seconds: float = QUIET_SECOND
         collection: the collection.
         quiet_seconds: a stale index is rebuilt only when the last write is this old; until
             then the caller should let Qdrant answer.
+        lazy: a rebuilt index reads each vector when a search first needs it (``False``: all
+            of them now, e.g. to time the whole build).
 
     Returns:
         The index, or ``None`` (the collection is being written to: ask Qdrant).
@@ -409,7 +331,7 @@ def acquire(client: Any, collection: str, *, quiet_seconds: float = QUIET_SECOND
     with entry.lock:
         if entry.index is not None and entry.built_generation == state.generation:
             return entry.index
-        built = LocalIndex.build(client, collection)
+        built = LocalIndex.build(client, collection, vectors=() if lazy else None)
         if write_state(client, collection).generation == state.generation:
             entry.index, entry.built_generation = built, state.generation
         return built

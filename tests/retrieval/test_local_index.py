@@ -338,3 +338,38 @@ def test_pending_chunks_are_masked_and_scores_still_match_qdrant(
             assert len(fast) == 12
     ranked = index.search_dense(embedder.embed([LONG_QUERIES[0]], None)[0], "", 1000)
     assert len(ranked) == committed
+
+
+def test_a_dense_search_reads_the_dense_vector_alone(built: tuple[Settings, VectorStore]) -> None:
+    settings, store = built
+    embedder = make_embedder(settings.model)
+    local_index.invalidate(store.client, store.collection)
+    index = acquire(store.client, store.collection, quiet_seconds=0)
+    assert index is not None and len(index) == store.count()
+    assert not index.dense and not index.sparse and not index.multi  # ids only, so far
+    assert search(LONG_QUERIES[1], store=store, embedder=embedder, mode="dense").hits
+    assert list(index.dense) == [""] and not index.sparse and not index.multi
+    assert search(LONG_QUERIES[1], store=store, embedder=embedder, mode="sparse").hits
+    assert list(index.sparse) == ["bm25"] and not index.multi
+
+
+@pytest.mark.parametrize("mode", ["dense", "sparse", "sentences", "hybrid"])
+def test_reading_in_small_pages_gives_the_same_index(
+    built: tuple[Settings, VectorStore], monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    """Ids over several scroll pages and vectors over several batches, with their ends not aligned."""
+    from retrieval import local_reading
+
+    settings, store = built
+    whole = LocalIndex.build(store.client, store.collection)
+    monkeypatch.setattr(local_reading, "LOCAL_ID_PAGE", 7)
+    monkeypatch.setattr(local_reading, "READ_BATCH", 5)
+    paged = LocalIndex.build(store.client, store.collection)
+    assert paged.ids == whole.ids
+    np.testing.assert_array_equal(paged.dense[""], whole.dense[""])
+    assert paged.sparse["bm25"].columns.keys() == whole.sparse["bm25"].columns.keys()
+    assert (paged.sparse["bm25"].matrix != whole.sparse["bm25"].matrix).nnz == 0
+    np.testing.assert_array_equal(paged.multi["sentences"].starts, whole.multi["sentences"].starts)
+    for query in LONG_QUERIES:
+        fast, slow = _both(settings, store, query, mode=mode, top_k=15)
+        _same(fast, slow)
