@@ -29,3 +29,7 @@ class DocumentNotFoundError(StoreError):
 
 class FileStoreError(StoreError):
     """A kept file cannot be stored, found or removed (a bad content hash or suffix, or an OS error)."""
+
+
+class MigrationError(StoreError):
+    """A collection cannot be moved to another Qdrant (it is missing here, or already there)."""

@@ -36,8 +36,6 @@ def create_collection(
         record: what it is built with.
         local: ``True`` for the embedded / in-memory store (no payload indexes).
     """
-    from qdrant_client import models  # lazy: qdrant_client takes about a second to import
-
     vectors, sparse = collection_schema(record.representations, record.dimension)
     client.create_collection(
         collection,
@@ -48,11 +46,18 @@ def create_collection(
     if local:
         use_wal(client)  # the new collection's storage file (see store.journal)
     else:
-        for field in KEYWORD_INDEXED:
-            client.create_payload_index(collection, metadata_path(field), models.PayloadSchemaType.KEYWORD)
-        client.create_payload_index(collection, metadata_path(CHUNK_INDEX), models.PayloadSchemaType.INTEGER)
+        index_payload(client, collection)
     ensure_pending_index(client, collection, local=local)
     logger.info("created collection %s (%s, dim %d)", collection, record.model, record.dimension)
+
+
+def index_payload(client: QdrantClient, collection: str) -> None:
+    """On a server, index the payload fields that filters use (:data:`KEYWORD_INDEXED`, the chunk index)."""
+    from qdrant_client import models  # lazy: qdrant_client takes about a second to import
+
+    for field in KEYWORD_INDEXED:
+        client.create_payload_index(collection, metadata_path(field), models.PayloadSchemaType.KEYWORD)
+    client.create_payload_index(collection, metadata_path(CHUNK_INDEX), models.PayloadSchemaType.INTEGER)
 
 
 def ensure_pending_index(client: QdrantClient, collection: str, *, local: bool) -> None:

@@ -3,6 +3,7 @@
 * ``instructor-search ingest PATH... [--recursive] [--domain D] [--password PW] [--json]``
 * ``instructor-search documents list [--json]`` / ``documents delete SOURCE [--json]``
 * ``instructor-search collections list|info|create|drop [NAME] [--json] [--yes] [--domain D]``
+  (``collections migrate``: :mod:`app.commands.migrate`)
 
 Collection names go through :func:`config.validate_collection_name` (internal ``NAME__documents``
 collections can be neither written nor dropped); file and collection names are printed through
@@ -16,6 +17,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from app.cli import print_json
+from app.commands.migrate import register as register_migrate
 from app.errors import AppError
 from app.wording import page_list, plural
 from config import display, validate_collection_name
@@ -85,6 +87,7 @@ def register(subparsers: Any) -> None:
             parser.add_argument("--yes", action="store_true", help="drop without asking")
         parser.add_argument("--json", action="store_true", help="machine-readable output")
         parser.set_defaults(handler=run_collections, name=None, yes=False)
+    register_migrate(actions)  # collections migrate: app.commands.migrate
 
 
 # -- ingest ------------------------------------------------------------------------------------------
