@@ -94,7 +94,9 @@ class LocalIndex:
     pending: np.ndarray | None = None
     build_seconds: float = 0.0
     layout: Layout | None = None
-    _source: tuple[Any, str] | None = field(default=None, repr=False)
+    # A weak reference: the per-client registry below holds the index, and a strong one would
+    # keep every client it was built for (and the whole collection qdrant-client holds) alive.
+    _source: tuple[weakref.ref[Any], str] | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _missing: set[str] = field(default_factory=set, repr=False)
 
@@ -129,7 +131,7 @@ class LocalIndex:
         pending = (
             np.fromiter((pid in flagged for pid in ids), dtype=bool, count=len(ids)) if flagged else None
         )
-        index = cls(ids=ids, pending=pending, layout=layout, _source=(client, collection))
+        index = cls(ids=ids, pending=pending, layout=layout, _source=(weakref.ref(client), collection))
         names = [*layout.dense, *layout.sparse, *layout.multi] if vectors is None else list(vectors)
         for name in names:
             index.read(name)
@@ -144,7 +146,11 @@ class LocalIndex:
         return index
 
     def read(self, name: str) -> None:
-        """Read vector ``name`` of every row now (nothing if it is read already or not scored here)."""
+        """Read vector ``name`` of every row now.
+
+        Nothing is read if it is read already, if the collection has no such vector scored here,
+        or if the client the index was built from is gone.
+        """
         layout, source = self.layout, self._source
         if layout is None or source is None:
             return
@@ -152,7 +158,9 @@ class LocalIndex:
             if name in self.dense or name in self.sparse or name in self.multi or name in self._missing:
                 return
             started = time.perf_counter()
-            client, collection = source
+            client, collection = source[0](), source[1]
+            if client is None:
+                return  # the client is gone (closed and collected): nothing left to read from
             if name in layout.dense:
                 self.dense[name], self.present[name] = read_dense(client, collection, self.ids, name, layout)
             elif name in layout.sparse:

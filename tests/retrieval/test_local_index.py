@@ -373,3 +373,23 @@ def test_reading_in_small_pages_gives_the_same_index(
     for query in LONG_QUERIES:
         fast, slow = _both(settings, store, query, mode=mode, top_k=15)
         _same(fast, slow)
+
+
+def test_the_index_does_not_keep_its_client_alive() -> None:
+    """The registry holds each client's index; the index must not hold the client (a closed store's memory)."""
+    import gc
+    import weakref
+
+    from qdrant_client import QdrantClient, models
+
+    client = QdrantClient(location=":memory:")
+    client.create_collection("c", vectors_config=models.VectorParams(size=2, distance=models.Distance.COSINE))
+    client.upsert("c", points=[models.PointStruct(id=1, vector=[1.0, 0.0])])
+    index = acquire(client, "c", quiet_seconds=0)
+    assert index is not None and index.search_dense([1.0, 0.0], None, 1)[0][0] == 1
+    gone = weakref.ref(client)
+    client.close()
+    del client
+    gc.collect()
+    assert gone() is None
+    assert not index.supports("", "sparse")  # nothing left to read from, and no error
