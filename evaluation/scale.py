@@ -1,0 +1,389 @@
+"""The embedded store as it grows: ingest rate, open time, first search, query latency and memory.
+
+Many small generated text files are ingested with the settings' embedder (the fake one for the
+store's own curve) through the real :func:`ingest.pipeline.ingest_files` into an embedded store
+on disk, in calls of ``step_chunks`` chunks, until each size of ``sizes`` is reached. At each size
+the measurement records:
+
+* ``ingest_chunks_per_s``: the rate of the last ingest call before that size (the rate *at* it);
+* ``open_s`` (a fresh client in this process: :func:`store.client.open_client`) and
+  ``first_search_s`` (the first search after it, which builds the in-process index of
+  :mod:`retrieval.local_index`); with ``fresh_process``, the same in a new interpreter
+  (``process_*``: import, open, first search, and the whole process);
+* ``dense_p50_ms`` / ``dense_p95_ms`` and ``hybrid_p50_ms`` / ``hybrid_p95_ms`` over ``queries``
+  searches through :func:`retrieval.engine.search`, after the first;
+* ``rss_mb`` / ``peak_rss_mb``: VmRSS and VmHWM of this process (``/proc/self/status``).
+
+The generated files are written per call and deleted after it, so the measuring process holds
+no chunk beyond what the store itself keeps.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import math
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from config import override
+
+if TYPE_CHECKING:
+    from qdrant_client import QdrantClient
+
+    from config import Settings
+    from embedder import Embedder
+
+REPO = Path(__file__).resolve().parents[1]
+COLLECTION = "scale"
+#: Default sizes (chunks) of the curve.
+SIZES = (20_000, 50_000, 100_000, 200_000)
+_SYLLABLES = ("ka", "lo", "mi", "ne", "ru", "ta", "vo", "zi", "pe", "sa", "do", "fu", "gi", "ha", "ju", "be")
+
+
+# -- the corpus ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Corpus:
+    """Generated text: a Zipf-distributed vocabulary of made-up words, one paragraph per chunk.
+
+    Args:
+        seed: the random seed (the same seed gives the same files).
+        words_per_chunk: words of each paragraph: with the default chunking and the fake
+            embedder (128 words, less the instruction), one paragraph is one chunk and two do not fit.
+        chunks_per_file: paragraphs of each file.
+    """
+
+    seed: int = 0
+    words_per_chunk: int = 80
+    chunks_per_file: int = 10
+    vocabulary: int = 20_000
+
+    def __post_init__(self) -> None:
+        rng = np.random.default_rng(self.seed)
+        words: set[str] = set()
+        while len(words) < self.vocabulary:
+            words.add("".join(rng.choice(_SYLLABLES, size=int(rng.integers(2, 5)))))
+        self.words = np.array(sorted(words))
+        weights = 1.0 / np.arange(1, self.vocabulary + 1) ** 1.05
+        self.probabilities = weights / weights.sum()
+        self.rng = rng
+
+    def words_of(self, count: int) -> list[str]:
+        """``count`` words drawn from the vocabulary's distribution."""
+        return [str(w) for w in self.rng.choice(self.words, size=count, p=self.probabilities)]
+
+    def write_files(self, folder: Path, first: int, count: int) -> list[Path]:
+        """Write files ``first .. first + count - 1`` into ``folder``."""
+        folder.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for number in range(first, first + count):
+            paragraphs = (
+                " ".join(self.words_of(self.words_per_chunk)).capitalize() + "."
+                for _ in range(self.chunks_per_file)
+            )
+            path = folder / f"doc-{number:07d}.txt"
+            path.write_text("\n\n".join(paragraphs) + "\n", encoding="utf-8")
+            paths.append(path)
+        return paths
+
+    def queries(self, count: int) -> list[str]:
+        """``count`` short keyword queries from the same distribution."""
+        return [" ".join(self.words_of(6)) for _ in range(count)]
+
+
+# -- measurements -------------------------------------------------------------------------------------
+
+
+def status_mb(field: str) -> float:
+    """A ``/proc/self/status`` memory field (``VmRSS``, ``VmHWM``) in MB (0.0 where there is none)."""
+    try:
+        for line in Path("/proc/self/status").read_text(encoding="utf-8").splitlines():
+            if line.startswith(field + ":"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return 0.0
+
+
+def scale_settings(base: Settings, folder: Path, *, cache: bool = False) -> Settings:
+    """``base`` with an embedded store in ``folder`` (the embedding cache off unless ``cache``)."""
+    return override(
+        base,
+        data_dir=folder,
+        qdrant={"path": str(folder / "qdrant"), "url": None, "api_key": None, "collection": COLLECTION},
+        cache={"ingest": cache},
+    )
+
+
+def ingest_step(
+    settings: Settings, embedder: Embedder, client: QdrantClient, files: Sequence[Path]
+) -> tuple[int, float]:
+    """Ingest ``files`` into the scale collection; returns ``(chunks embedded, seconds)``."""
+    from evaluation.errors import EvaluationError
+    from ingest import discover, ingest_files
+    from store.core import store_for
+
+    sources, _ = discover(list(files))
+    store = store_for(settings, COLLECTION, client=client)
+    started = time.perf_counter()
+    report = ingest_files(sources, settings=settings, embedder=embedder, store=store)
+    seconds = time.perf_counter() - started
+    if report.failed:
+        raise EvaluationError(f"scale corpus problem: {[f for f in report.files if f.status == 'failed']}")
+    return report.chunks_embedded, seconds
+
+
+def _percentile(values: Sequence[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values, dtype=np.float64), q))
+
+
+def time_queries(
+    settings: Settings, embedder: Embedder, client: QdrantClient, queries: Sequence[str], mode: str
+) -> dict[str, float]:
+    """p50 / p95 (ms) of searches in ``mode`` through :func:`retrieval.engine.search`, after a first one.
+
+    The first search of a mode reads the vectors it needs into the in-process index (the sparse
+    ones for ``hybrid``, see :mod:`retrieval.local_index`); its time is ``first_{mode}_ms``.
+    """
+    from retrieval.engine import search
+    from store.core import store_for
+
+    store = store_for(settings, COLLECTION, client=client)
+    started = time.perf_counter()
+    search(queries[0], store=store, embedder=embedder, top_k=5, mode=mode)
+    first = (time.perf_counter() - started) * 1000
+    times = []
+    for query in queries[1:]:
+        started = time.perf_counter()
+        search(query, store=store, embedder=embedder, top_k=5, mode=mode)
+        times.append((time.perf_counter() - started) * 1000)
+    return {
+        f"first_{mode}_ms": round(first, 1),
+        f"{mode}_p50_ms": round(_percentile(times, 50), 2),
+        f"{mode}_p95_ms": round(_percentile(times, 95), 2),
+    }
+
+
+def open_and_search(
+    settings: Settings, embedder: Embedder, query: str
+) -> tuple[QdrantClient, dict[str, float]]:
+    """Open a fresh client on the store and run a first search; returns the client and the times."""
+    from retrieval.engine import search
+    from store.client import open_client
+    from store.core import store_for
+
+    started = time.perf_counter()
+    client = open_client(settings)
+    opened = time.perf_counter()
+    search(
+        query, store=store_for(settings, COLLECTION, client=client), embedder=embedder, top_k=5, mode="dense"
+    )
+    searched = time.perf_counter()
+    return client, {"open_s": round(opened - started, 3), "first_search_s": round(searched - opened, 3)}
+
+
+def fresh_process(settings: Settings, query: str) -> dict[str, float]:
+    """Import, open and first search in a new interpreter (``python -m evaluation.scale open``)."""
+    started = time.perf_counter()
+    out = subprocess.run(
+        [sys.executable, "-m", "evaluation.scale", "open", str(settings.data_dir), query],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=3600,
+    )
+    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    result["process_s"] = round(time.perf_counter() - started, 3)
+    return result
+
+
+def _open_main(data_dir: str, query: str) -> dict[str, float]:
+    t0 = time.perf_counter()
+    from config import load_settings
+    from embedder import make_embedder
+    from retrieval.engine import search  # noqa: F401  (timed as part of the import)
+
+    settings = scale_settings(load_settings(model={"backend": "fake"}), Path(data_dir))
+    embedder = make_embedder(settings, purpose="query", cache=False)
+    imported = time.perf_counter()
+    client, times = open_and_search(settings, embedder, query)
+    client.close()
+    return {
+        "process_import_s": round(imported - t0, 3),
+        "process_open_s": times["open_s"],
+        "process_first_search_s": times["first_search_s"],
+        "process_peak_rss_mb": status_mb("VmHWM"),
+    }
+
+
+# -- the curve ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Growth:
+    """How far the store has grown: chunks stored, files written, and each ingest call's rate."""
+
+    stored: int = 0
+    files: int = 0
+    steps: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _grow(
+    settings: Settings, embedder: Embedder, corpus: Corpus, growth: _Growth, size: int, step_chunks: int
+) -> None:
+    """Ingest calls of about ``step_chunks`` chunks until the store holds ``size`` (its own client)."""
+    from store.client import open_client
+
+    folder = Path(settings.data_dir) / "files"
+    client = open_client(settings)
+    try:
+        while growth.stored < size:
+            per_file = growth.stored / growth.files if growth.files else corpus.chunks_per_file
+            count = max(1, math.ceil(min(step_chunks, size - growth.stored) / per_file))
+            files = corpus.write_files(folder, growth.files, count)
+            cpu = time.process_time()
+            chunks, seconds = ingest_step(settings, embedder, client, files)
+            cpu = time.process_time() - cpu
+            shutil.rmtree(folder)
+            growth.files += count
+            growth.stored += chunks
+            growth.steps.append(
+                {
+                    "chunks": growth.stored,
+                    "step_chunks": chunks,
+                    "chunks_per_s": round(chunks / seconds, 1),
+                    "cpu_ms_per_chunk": round(cpu * 1000 / max(1, chunks), 3),
+                }
+            )
+    finally:
+        client.close()
+
+
+def _measure_at(
+    settings: Settings, embedder: Embedder, texts: Sequence[str], growth: _Growth, *, fresh: bool
+) -> dict[str, Any]:
+    """The figures of the store as it is now (no other client of it open in this process)."""
+    last = growth.steps[-3:]
+    point: dict[str, Any] = {
+        "size": growth.stored,
+        "ingest_chunks_per_s": statistics.median(step["chunks_per_s"] for step in last),
+        "ingest_last_step_chunks_per_s": last[-1]["chunks_per_s"],
+        "ingest_cpu_ms_per_chunk": statistics.median(step["cpu_ms_per_chunk"] for step in last),
+    }
+    gc.collect()  # the ingest's client and what qdrant-client held for it
+    if fresh:
+        point.update(fresh_process(settings, texts[0]))
+    client, opened = open_and_search(settings, embedder, texts[0])
+    try:
+        point.update(opened)
+        for mode in ("dense", "hybrid"):
+            point.update(time_queries(settings, embedder, client, texts[1:], mode))
+    finally:
+        client.close()
+    point.update(rss_mb=status_mb("VmRSS"), peak_rss_mb=status_mb("VmHWM"))
+    point["load_average"] = [round(x, 2) for x in os.getloadavg()]
+    return point
+
+
+def measure_scale(
+    base: Settings,
+    sizes: Sequence[int] = SIZES,
+    *,
+    folder: Path,
+    embedder: Embedder | None = None,
+    step_chunks: int = 5_000,
+    queries: int = 50,
+    corpus: Corpus | None = None,
+    fresh: bool = True,
+    on_point: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Grow an embedded store to each of ``sizes`` chunks and measure it at each (see the module).
+
+    Args:
+        base: the settings (their model decides the embedder; the fake one for the store curve).
+        sizes: store sizes in chunks, ascending.
+        folder: an empty work folder (the store and the files of the current call).
+        embedder: the embedder (``None``: the settings', without the embedding cache).
+        step_chunks: chunks per ingest call.
+        queries: searches per latency figure.
+        corpus: the generated text (``None``: :class:`Corpus` with its defaults).
+        fresh: also measure open and first search in a fresh process at each size.
+        on_point: called with each size's figures as soon as they are measured.
+
+    Returns:
+        ``{"points": [per-size figures], "steps": [per-call rate], "settings": {...}}``.
+    """
+    from embedder import make_embedder
+
+    settings = scale_settings(base, folder)
+    embedder = embedder or make_embedder(settings, cache=False)
+    corpus = corpus or Corpus()
+    texts = corpus.queries(queries + 2)
+    growth = _Growth()
+    points: list[dict[str, Any]] = []
+    for size in sizes:
+        _grow(settings, embedder, corpus, growth, size, step_chunks)
+        points.append(_measure_at(settings, embedder, texts, growth, fresh=fresh))
+        if on_point is not None:
+            on_point(points[-1])
+    return {
+        "points": points,
+        "steps": growth.steps,
+        "settings": {
+            "step_chunks": step_chunks,
+            "chunks_per_file": corpus.chunks_per_file,
+            "words_per_chunk": corpus.words_per_chunk,
+            "queries": queries,
+            "model": embedder.model_id,
+            "dimension": getattr(embedder, "dimension", None),
+        },
+    }
+
+
+def summary(result: dict[str, Any]) -> dict[str, Any]:
+    """Headline figures: the rate at the largest size against the first step's, open + first search."""
+    steps, points = result["steps"], result["points"]
+    if not steps or not points:
+        return {}
+    last = points[-1]
+    first = statistics.median(step["chunks_per_s"] for step in steps[:3])
+    return {
+        "size": last["size"],
+        "rate_first_steps": first,
+        "rate_at_size": last["ingest_chunks_per_s"],
+        "rate_ratio": round(last["ingest_chunks_per_s"] / first, 3),
+        "cpu_ms_per_chunk_first_steps": statistics.median(step["cpu_ms_per_chunk"] for step in steps[:3]),
+        "cpu_ms_per_chunk_at_size": last["ingest_cpu_ms_per_chunk"],
+        "open_plus_first_search_s": round(last["open_s"] + last["first_search_s"], 3),
+        "dense_p50_ms": last["dense_p50_ms"],
+        "median_rate": statistics.median(s["chunks_per_s"] for s in steps),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Subprocess entry point: ``open DATA_DIR QUERY`` (prints JSON)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m evaluation.scale")
+    parser.add_argument("mode", choices=["open"])
+    parser.add_argument("data_dir")
+    parser.add_argument("query")
+    args = parser.parse_args(argv)
+    sys.stdout.write(json.dumps(_open_main(args.data_dir, args.query)) + "\n")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
