@@ -11,6 +11,10 @@ class DocumentError(IngestError):
     """One file could not be read or turned into text (the run goes on with the others)."""
 
 
+class MalformedPdfError(DocumentError):
+    """pypdf cannot open a PDF or read its page tree (extraction then tries PDFium, which repairs more)."""
+
+
 class PasswordError(DocumentError):
     """An encrypted PDF needs a password that was not given, or the one given does not open it.
 

@@ -21,15 +21,23 @@ import io
 import logging
 import threading
 import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
 from ingest.cleaning import clean_text
-from ingest.errors import DocumentError, IngestCancelledError, LimitExceededError, PasswordError
+from ingest.errors import (
+    DocumentError,
+    IngestCancelledError,
+    LimitExceededError,
+    MalformedPdfError,
+    PasswordError,
+)
 from ingest.ocr.base import OcrOptions
 from ingest.ocr.decide import PageReader, nothing_read, pages_warning
 from ingest.pagecache import PageCache, page_fingerprint
+from ingest.rendering import PDFIUM_LOCK, open_document
 
 if TYPE_CHECKING:
     from pypdf import PdfReader
@@ -238,12 +246,12 @@ def _open_pdf(data: bytes, *, file_name: str, password: str | None) -> PdfReader
     except LimitReachedError as exc:
         raise _over_pypdf_limit(file_name, exc, "its structure") from exc
     except (PdfReadError, FileNotDecryptedError) as exc:
-        raise DocumentError(
+        raise MalformedPdfError(
             f"{file_name!r} is a malformed or truncated PDF that cannot be opened ({exc}); "
             "re-download it or repair it (e.g. qpdf in.pdf out.pdf)"
         ) from exc
     except Exception as exc:  # pypdf raises many types on broken files; all mean "malformed"
-        raise DocumentError(
+        raise MalformedPdfError(
             f"{file_name!r} is a malformed PDF that cannot be opened ({type(exc).__name__}: {exc}); "
             "re-download it or repair it (e.g. qpdf in.pdf out.pdf)"
         ) from exc
@@ -342,18 +350,59 @@ def extract_pdf(
     if b"%PDF-" not in data[:_PDF_HEADER_WINDOW]:
         raise DocumentError(f"{file_name!r} is not a PDF although it is named .pdf: {_describe_start(data)}")
     _quiet_pypdf()
-    reader = _open_pdf(data, file_name=file_name, password=password)
-    page_objects = _page_objects(reader, file_name)
-    count = len(page_objects)
     options = ocr if ocr is not None else OcrOptions()
     pages_read = PageReader(data, file_name=file_name, password=password, options=options, cache=page_cache)
-    pages: list[Page] = []
+    try:
+        reader = _open_pdf(data, file_name=file_name, password=password)
+        page_objects = _page_objects(reader, file_name)
+    except MalformedPdfError as exc:
+        repaired = _pdfium_layers(data, file_name=file_name, password=password, pypdf_error=exc)
+        return _read_pages(repaired, pages_read, file_name=file_name, max_chars=max_chars, cancel=cancel)
     memo: dict[tuple[int, int], bytes] = {}
+
+    def pypdf_layers() -> Iterator[tuple[Any, str | None, dict[tuple[int, int], bytes]]]:
+        for number, page in enumerate(page_objects, start=1):
+            raw = _page_text(page, number, file_name=file_name, memo=memo, page_cache=page_cache)
+            yield page, None if raw is None else clean_text(raw), memo
+
+    return _read_pages(
+        _Layers(len(page_objects), pypdf_layers(), has_images=lambda: _has_images(reader)),
+        pages_read,
+        file_name=file_name,
+        max_chars=max_chars,
+        cancel=cancel,
+    )
+
+
+@dataclass
+class _Layers:
+    """A document's pages for :func:`_read_pages`: (page object, cleaned text layer, fingerprint memo) each.
+
+    The page object is pypdf's (it keys the page cache), or ``None`` for a file only PDFium could
+    open (its pages are then not cached).
+    """
+
+    count: int
+    pages: Iterator[tuple[Any, str | None, dict[tuple[int, int], bytes]]]
+    has_images: Callable[[], bool]
+
+
+def _read_pages(
+    layers: _Layers,
+    pages_read: PageReader,
+    *,
+    file_name: str,
+    max_chars: int | None,
+    cancel: threading.Event | None,
+) -> ExtractedText:
+    """Each page's text: its layer, or OCR where :class:`PageReader` decides so."""
+    count = layers.count
+    pages: list[Page] = []
     total = 0
-    for number, page in enumerate(page_objects, start=1):
+    for number in range(1, count + 1):
         _check_cancel(cancel, file_name)
-        raw = _page_text(page, number, file_name=file_name, memo=memo, page_cache=page_cache)
-        text, from_ocr = pages_read.read(number, page, None if raw is None else clean_text(raw), memo)
+        page, layer, memo = next(layers.pages)
+        text, from_ocr = pages_read.read(number, page, layer, memo)
         total += len(text)
         if max_chars is not None and total > max_chars:
             where = f" by page {number} of {count} (extraction stopped there)"
@@ -363,7 +412,7 @@ def extract_pdf(
     pages_read.log(count)
     report = pages_read.report
     if not pages:
-        raise nothing_read(file_name, count, report, has_images=_has_images(reader))
+        raise nothing_read(file_name, count, report, has_images=layers.has_images())
     return ExtractedText(
         pages=tuple(pages),
         page_count=count,
@@ -384,12 +433,46 @@ def _page_objects(reader: PdfReader, file_name: str) -> list[Any]:
     except LimitReachedError as exc:
         raise _over_pypdf_limit(file_name, exc, "its page tree") from exc
     except Exception as exc:  # a broken page tree raises assorted errors
-        raise DocumentError(
+        raise MalformedPdfError(
             f"{file_name!r} is a malformed PDF: its page tree cannot be read ({type(exc).__name__}: {exc})"
         ) from exc
     if not page_objects:
         raise DocumentError(f"{file_name!r} is a PDF without pages")
     return page_objects
+
+
+def _pdfium_layers(
+    data: bytes, *, file_name: str, password: str | None, pypdf_error: MalformedPdfError
+) -> _Layers:
+    """The text layers of a PDF pypdf cannot open, read by PDFium (which repairs damaged cross-reference tables).
+
+    Raises:
+        MalformedPdfError: PDFium cannot open it either (``pypdf_error``, whose message names the fix).
+        PasswordError: it is encrypted and the password is missing or wrong.
+    """
+    try:
+        with open_document(data, file_name=file_name, password=password) as document:
+            texts: list[str | None] = []
+            for index in range(len(document)):
+                with PDFIUM_LOCK:
+                    page = document[index]
+                    try:
+                        textpage = page.get_textpage()
+                        texts.append(clean_text(textpage.get_text_range()))
+                        textpage.close()
+                    except Exception:  # one broken page: OCR may still read it
+                        logger.debug("page %d of %s: PDFium text failed", index + 1, file_name, exc_info=True)
+                        texts.append(None)
+                    finally:
+                        page.close()
+    except PasswordError:
+        raise
+    except DocumentError:
+        raise pypdf_error from None
+    if not texts:
+        raise pypdf_error
+    logger.info("%s: pypdf cannot open it (%s); read by PDFium instead", file_name, pypdf_error)
+    return _Layers(len(texts), ((None, text, {}) for text in texts), has_images=lambda: False)
 
 
 def _page_text(

@@ -182,3 +182,17 @@ def test_password_problems_are_password_errors_for_extraction_and_rendering() ->
         assert "nope" not in str(caught.value) + str(rendered.value)
     with open_document(data, file_name="locked.pdf", password="s3cret") as document:
         assert len(document) == 1
+
+
+def test_a_pdf_pypdf_cannot_open_is_read_by_pdfium() -> None:
+    from pdfgen import pdf_bytes
+
+    data = pdf_bytes([TOPICS["chess"], TOPICS["glacier"]])
+    damaged = data[: data.rfind(b"startxref")]  # no cross-reference pointer, no %%EOF
+    extracted = extract_text(damaged, file_name="damaged.pdf")
+    assert extracted.page_count == 2
+    assert [page.number for page in extracted.pages] == [1, 2]
+    assert "chess" in extracted.pages[0].text and not extracted.ocr_pages
+    # a file PDFium cannot open either keeps pypdf's message, which names the repair
+    with pytest.raises(DocumentError, match="malformed or truncated.*qpdf"):
+        extract_text(b"%PDF-1.4\n" + b"\x00garbage" * 50, file_name="hopeless.pdf")
