@@ -138,6 +138,9 @@ class QdrantSettings(_Section):
         api_key: API key for the server (only with ``url``).
         collection: the collection name.
         timeout: request timeout in seconds for a server.
+        local_max_points: chunks an embedded collection holds before each ingest and
+            ``collections info`` say it has outgrown the embedded store and how to move it to a
+            server (``collections migrate``); measured in ``evaluation.scale``.
     """
 
     path: str | None = None
@@ -145,6 +148,7 @@ class QdrantSettings(_Section):
     api_key: str | None = None
     collection: str = "documents"
     timeout: int = Field(default=60, ge=1)
+    local_max_points: int = Field(default=100_000, ge=1)
 
     @field_validator("collection")
     @classmethod

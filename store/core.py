@@ -32,6 +32,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from config.names import InvalidNameError, is_internal_collection, validate_collection_name
+from store.capacity import outgrown_note
 from store.chunks import StoredChunk, iter_stored_chunks
 from store.client import wrap_server_errors
 from store.errors import CollectionNotFoundError
@@ -80,6 +81,10 @@ class VectorStore:
     Raises:
         InvalidNameError: ``collection`` is an internal (manifest) collection's name.
     """
+
+    #: The chunks an embedded store serves well (``qdrant.local_max_points``, set by :func:`store_for`;
+    #: ``None``: no limit, e.g. a server); see :func:`outgrown`.
+    local_max_points: int | None = None
 
     def __init__(self, client: QdrantClient, collection: str, *, local: bool = True) -> None:
         check_user_collection(collection)
@@ -210,6 +215,8 @@ class VectorStore:
     def count(self, *, pending: bool = False) -> int:
         """Chunk points of committed files in the collection (0 if it does not exist).
 
+        No write mark, no pending chunk: an embedded store then counts all in O(1) (not by a filter).
+
         Args:
             pending: count the chunks of files not committed yet too (an ingest in progress,
                 or the leftovers of an interrupted one).
@@ -217,12 +224,7 @@ class VectorStore:
         if not self.exists():
             return 0
         if not pending and self.local and not self.write_interrupted():
-            # Embedded store and no write mark: the mark is set before any chunk is written
-            # pending and cleared once none is left, so every chunk is committed. Counting them
-            # all is O(1) in qdrant-client's local mode; the filtered count evaluates the filter
-            # for every point in Python (0.36 s at 50,000 chunks, see evaluation.scale). A count
-            # racing with a write that starts in this thread's gap may include its first chunks.
-            pending = True
+            pending = True  # no mark, no pending chunk (store.manifest.pending_chunk_ids): O(1), not a scan
         return self.points.count(pending=pending)
 
     def count_source(self, source: str, *, sha256: str | None = None) -> int:
@@ -335,8 +337,10 @@ class VectorStore:
         self.manifests.begin_write()
 
     def end_write(self) -> None:
-        """Clear the mark set by :meth:`begin_write` (the collection is consistent again)."""
+        """Clear the mark set by :meth:`begin_write`; log :func:`outgrown`'s note (once per ingest)."""
         self.manifests.end_write()
+        if (note := outgrown(self)) is not None:
+            logger.warning("%s", note)
 
     def write_interrupted(self) -> bool:
         """Whether a write was interrupted (its mark is still there)."""
@@ -365,6 +369,16 @@ class VectorStore:
         return repair(self.points, self.manifests)
 
 
+def outgrown(store: VectorStore) -> str | None:
+    """Why and how to move the collection to a server, past its ``local_max_points`` (:mod:`store.capacity`).
+
+    Returns:
+        The note, or ``None`` (within the limit, or no limit: a server).
+    """
+    limit = store.local_max_points
+    return outgrown_note(store.collection, store.count(), limit) if limit is not None else None
+
+
 def store_for(settings: Settings, collection: str | None = None, *, client: QdrantClient) -> VectorStore:
     """The :class:`VectorStore` of a collection on the client the settings opened.
 
@@ -381,4 +395,7 @@ def store_for(settings: Settings, collection: str | None = None, *, client: Qdra
         InvalidNameError: ``collection`` is an internal (manifest) collection's name.
     """
     name = settings.qdrant.collection if collection is None else collection
-    return VectorStore(client, name, local=settings.qdrant_mode != "server")
+    mode = settings.qdrant_mode
+    store = VectorStore(client, name, local=mode != "server")
+    store.local_max_points = settings.qdrant.local_max_points if mode == "embedded" else None
+    return store

@@ -240,6 +240,7 @@ def _print_documents(
 def run_collections(args: argparse.Namespace, settings: Settings) -> int:
     """List, describe, create or drop collections."""
     from app.service import SearchService
+    from store.core import outgrown
 
     name = validate_collection_name(args.name) if args.name is not None else None  # before opening
     with SearchService.open(settings) as service:
@@ -247,14 +248,18 @@ def run_collections(args: argparse.Namespace, settings: Settings) -> int:
             _print_collections(service.collection_summaries(), as_json=args.json)
         elif args.action == "info":
             info = service.collection_info(name)
+            note = outgrown(service.store(name))  # past qdrant.local_max_points: how to move it
             print_json(
                 {
                     "name": info.name,
                     "points": info.points,
                     "documents": info.documents,
                     "record": info.record.model_dump(mode="json"),
+                    **({"outgrown": note} if note else {}),
                 }
             )
+            if note:
+                print(f"note: {note}", file=sys.stderr)
         elif args.action == "create":
             record = service.create_collection(args.name)
             _print_created(validate_collection_name(args.name), record, as_json=args.json)
