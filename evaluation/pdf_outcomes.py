@@ -57,8 +57,10 @@ def _truth_sentence(pdf: Path) -> str | None:
     if pdf.name in KNOWN_SENTENCES:
         return KNOWN_SENTENCES[pdf.name]
     if truth.is_file():
-        lines = [" ".join(line.split()) for line in truth.read_text(encoding="utf-8").splitlines()]
-        return max(lines, key=len) or None
+        # the longest whole sentence of the transcription (a line may be half a sentence)
+        text = " ".join(truth.read_text(encoding="utf-8").split())
+        sentences = sorted(_SENTENCE.findall(text), key=len, reverse=True)
+        return sentences[0].strip() if sentences else None
     return None
 
 
