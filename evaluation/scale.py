@@ -48,6 +48,8 @@ REPO = Path(__file__).resolve().parents[1]
 COLLECTION = "scale"
 #: Default sizes (chunks) of the curve.
 SIZES = (20_000, 50_000, 100_000, 200_000)
+#: The random stream of the queries (file numbers stay below it).
+_QUERY_STREAM = 2**40
 _SYLLABLES = ("ka", "lo", "mi", "ne", "ru", "ta", "vo", "zi", "pe", "sa", "do", "fu", "gi", "ha", "ju", "be")
 
 
@@ -78,29 +80,34 @@ class Corpus:
         self.words = np.array(sorted(words))
         weights = 1.0 / np.arange(1, self.vocabulary + 1) ** 1.05
         self.probabilities = weights / weights.sum()
-        self.rng = rng
 
-    def words_of(self, count: int) -> list[str]:
+    def words_of(self, count: int, rng: np.random.Generator) -> list[str]:
         """``count`` words drawn from the vocabulary's distribution."""
-        return [str(w) for w in self.rng.choice(self.words, size=count, p=self.probabilities)]
+        return [str(w) for w in rng.choice(self.words, size=count, p=self.probabilities)]
+
+    def text(self, number: int) -> str:
+        """The text of file ``number`` (it depends on the seed and the number alone)."""
+        rng = np.random.default_rng((self.seed, number))
+        paragraphs = (
+            " ".join(self.words_of(self.words_per_chunk, rng)).capitalize() + "."
+            for _ in range(self.chunks_per_file)
+        )
+        return "\n\n".join(paragraphs) + "\n"
 
     def write_files(self, folder: Path, first: int, count: int) -> list[Path]:
-        """Write files ``first .. first + count - 1`` into ``folder``."""
+        """Write files ``first .. first + count - 1`` into ``folder`` (``doc-NNNNNNN.txt``)."""
         folder.mkdir(parents=True, exist_ok=True)
         paths = []
         for number in range(first, first + count):
-            paragraphs = (
-                " ".join(self.words_of(self.words_per_chunk)).capitalize() + "."
-                for _ in range(self.chunks_per_file)
-            )
             path = folder / f"doc-{number:07d}.txt"
-            path.write_text("\n\n".join(paragraphs) + "\n", encoding="utf-8")
+            path.write_text(self.text(number), encoding="utf-8")
             paths.append(path)
         return paths
 
     def queries(self, count: int) -> list[str]:
-        """``count`` short keyword queries from the same distribution."""
-        return [" ".join(self.words_of(6)) for _ in range(count)]
+        """``count`` short keyword queries from the same distribution (not any file's text)."""
+        rng = np.random.default_rng((self.seed, _QUERY_STREAM))
+        return [" ".join(self.words_of(6, rng)) for _ in range(count)]
 
 
 # -- measurements -------------------------------------------------------------------------------------
