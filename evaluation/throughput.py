@@ -1,6 +1,6 @@
 """Ingest speed: pipeline against raw encoding, re-ingest of an edited PDF, compute efficiency, memory.
 
-All measured in this process (memory and cold start in fresh subprocesses), on PDFs rendered
+All measured in this process (memory in fresh subprocesses), on PDFs rendered
 (fpdf2, DejaVu Sans from matplotlib) from real text: BEIR SciFact abstracts when the shared data
 folder is present, else the public-domain sample texts of this repository.
 
@@ -16,13 +16,12 @@ folder is present, else the public-domain sample texts of this repository.
   the same run.
 * **Re-ingest**: a 50-page PDF ingested with the embedding cache, one page edited, ingested
   again; time of the second ingest over the first.
-* **Memory and cold start**: peak RSS of a fresh process that ingests a 1x and a 4x corpus;
-  wall time of a fresh interpreter that imports the CLI (or the app) and loads the model.
+* **Memory**: peak RSS of a fresh process that ingests a 1x and a 4x corpus (:func:`child` runs
+  it; :mod:`evaluation.footprint` compares it with the LangChain stack and times the cold starts).
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import statistics
 import subprocess
@@ -365,17 +364,23 @@ def measure_reingest(
 # -- memory and cold start (fresh processes) ----------------------------------------------------------------
 
 
-def _status_kb(field: str) -> int:
+def status_kb(field: str) -> int:
+    """A field of this process's ``/proc/self/status`` in kB (``VmRSS``, ``VmHWM``: peak RSS); 0 if absent."""
     for line in Path("/proc/self/status").read_text(encoding="utf-8").splitlines():
         if line.startswith(field + ":"):
             return int(line.split()[1])
     return 0
 
 
-def _child(*args: str) -> dict[str, Any]:
+def child(*args: str, module: str = "evaluation.throughput") -> dict[str, Any]:
+    """Run ``python -m MODULE ARGS`` in the repository; its last stdout line as JSON, plus ``process_s``.
+
+    Each measurement of memory or start-up runs in such a fresh process, so nothing this process
+    has imported or allocated counts.
+    """
     started = time.perf_counter()
     out = subprocess.run(
-        [sys.executable, "-m", "evaluation.throughput", *args],
+        [sys.executable, "-m", module, *args],
         check=True,
         capture_output=True,
         text=True,
@@ -393,7 +398,7 @@ def measure_memory(base: Settings, corpus: Path, runtime: str, backend: str | No
     ONNX exports are read from ``base.data_dir/models`` (made beforehand). ``backend="fake"``
     measures the pipeline's own memory, without the model's inference buffers.
     """
-    return _child(
+    return child(
         "rss",
         str(corpus),
         "--data-dir",
@@ -405,33 +410,6 @@ def measure_memory(base: Settings, corpus: Path, runtime: str, backend: str | No
         "--runtime",
         runtime,
     )
-
-
-def measure_cold_start(
-    base: Settings, data_dir: Path, runtime: str, repeats: int, *, app: bool = False
-) -> dict[str, Any]:
-    """Median wall time of a fresh interpreter: import the CLI (or the app) and load the model.
-
-    ``process_s`` is the whole child process (interpreter start to exit), ``import_s`` and
-    ``model_load_s`` (load plus a first query) its parts. The ONNX export is cached in
-    ``data_dir/models`` beforehand (the first-ever start of an ONNX runtime also exports, once).
-    """
-    runs = [
-        _child(
-            "cold",
-            "--data-dir",
-            str(data_dir),
-            "--backend",
-            base.model.backend,
-            "--model",
-            base.model.name,
-            "--runtime",
-            runtime,
-            *(["--app"] if app else []),
-        )
-        for _ in range(repeats)
-    ]
-    return {key: round(statistics.median(run[key] for run in runs), 3) for key in runs[0]}
 
 
 def _rss_main(folder: Path, data_dir: str, backend: str, model: str, runtime: str) -> dict[str, Any]:
@@ -446,53 +424,30 @@ def _rss_main(folder: Path, data_dir: str, backend: str, model: str, runtime: st
         )
         embedder = make_embedder(settings, cache=False)
         embedder.embed(["warm up"], None)
-        loaded_kb = _status_kb("VmRSS")
+        loaded_kb = status_kb("VmRSS")
         started = time.perf_counter()
         _, texts = ingest_folder(sorted(folder.glob("*.pdf")), settings, embedder)
         return {
             "chunks": len(texts),
             "seconds": round(time.perf_counter() - started, 2),
             "rss_after_model_load_mb": round(loaded_kb / 1024, 1),
-            "peak_rss_mb": round(_status_kb("VmHWM") / 1024, 1),
+            "peak_rss_mb": round(status_kb("VmHWM") / 1024, 1),
         }
 
 
-def _cold_main(data_dir: str, backend: str, model: str, runtime: str, with_app: bool) -> dict[str, Any]:
-    t0 = time.perf_counter()
-    modules = ["streamlit", "app.service", "app.ui"] if with_app else ["app.cli"]
-    for name in modules:
-        importlib.import_module(name)
-    from config import load_settings
-    from embedder import make_embedder
-
-    imported = time.perf_counter()
-    settings = load_settings(
-        data_dir=data_dir,
-        model={"backend": backend, "name": model, "runtime": runtime, "query_runtime": runtime},
-    )
-    embedder = make_embedder(settings, purpose="query", cache=False)
-    embedder.embed(["first query"], "Represent the question for retrieving supporting documents:")
-    loaded = time.perf_counter()
-    return {"import_s": round(imported - t0, 3), "model_load_s": round(loaded - imported, 3)}
-
-
 def main(argv: Sequence[str] | None = None) -> None:
-    """Subprocess entry points: ``rss FOLDER`` and ``cold`` (used by the bench, prints JSON)."""
+    """Subprocess entry point: ``rss FOLDER`` (used by the bench, prints JSON)."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m evaluation.throughput")
-    parser.add_argument("mode", choices=["rss", "cold"])
+    parser.add_argument("mode", choices=["rss"])
     parser.add_argument("folder", nargs="?")
     parser.add_argument("--backend", default="sentence-transformers")
     parser.add_argument("--model", default="default")
     parser.add_argument("--runtime", default="torch")
-    parser.add_argument("--app", action="store_true")
     parser.add_argument("--data-dir", default="data")
     args = parser.parse_args(argv)
-    if args.mode == "rss":
-        result = _rss_main(Path(args.folder), args.data_dir, args.backend, args.model, args.runtime)
-    else:
-        result = _cold_main(args.data_dir, args.backend, args.model, args.runtime, args.app)
+    result = _rss_main(Path(args.folder), args.data_dir, args.backend, args.model, args.runtime)
     sys.stdout.write(json.dumps(result) + "\n")
 
 
