@@ -1,8 +1,13 @@
-"""The ``bench`` subcommand: query latency, ingest throughput, re-ingest, efficiency, cold start, memory.
+"""The ``bench`` subcommand: query latency, ingest throughput, re-ingest, efficiency, cold start, memory, footprint.
 
 ``instructor-search bench --json`` prints the headline figures (``query_p50_ms_10k``,
 ``query_p50_ms_50k``, ``ingest_ratio``, ``reingest_ratio``, ...) and every figure per runtime;
 ``--record`` saves them under ``docs/results/`` and re-renders ``docs/benchmarks.md``.
+
+``footprint`` compares the peak RSS of an ingest with the default settings against the standard
+LangChain stack on the same PDFs (1x, 4x and 16x corpora; the stack comes with the ``bench``
+extra, else its half says ``not installed``); ``cold`` times ``instructor-search search`` to its
+hits and the app to its first page, each in a fresh process (see :mod:`evaluation.footprint`).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from typing import Any, cast, get_args
 from app.wording import plural
 from config import Runtime, Settings, override
 
-PARTS = ("latency", "throughput", "reingest", "memory", "cold", "accuracy")
+PARTS = ("latency", "throughput", "reingest", "memory", "cold", "footprint", "accuracy")
 
 
 def register(subparsers: Any) -> None:
@@ -38,6 +43,12 @@ def register(subparsers: Any) -> None:
         "--passages", type=int, default=300, help="real passages embedded for the store (default 300)"
     )
     parser.add_argument("--pdfs", type=int, default=10, help="PDFs (3 pages each) of the ingest corpus")
+    parser.add_argument(
+        "--footprint-sizes",
+        default=",".join(str(n) for n in (75, 300, 1200)),
+        metavar="N,N,N",
+        help="documents of the 1x, 4x and 16x footprint corpora (default 75,300,1200)",
+    )
     parser.add_argument("--skip", default="", help=f"comma-separated parts to leave out: {', '.join(PARTS)}")
     parser.add_argument(
         "--accuracy-passages", type=int, default=500, help="NFCorpus passages for the accuracy check"
@@ -145,7 +156,9 @@ def _run(
         )
         figures["reingest_ratio"] = figures["reingest"]["reingest_ratio"]
     if "cold" not in skip:
-        figures.update(_cold_start(args, base, runtimes, query_runtime))
+        figures.update(_cold_start(args, base, tmp / "cold", pdfs, runtimes, query_runtime))
+    if "footprint" not in skip:
+        figures.update(_footprint(args, base, tmp / "footprint", data))
     if "memory" not in skip:
         folders = {"1x": corpus_folder, "4x": tmp / "corpus-4x", "16x": tmp / "corpus-16x"}
         figures.update(_memory(args, base, folders, source))
@@ -229,24 +242,43 @@ def _throughput(
 
 
 def _cold_start(
-    args: argparse.Namespace, base: Settings, runtimes: list[Runtime], query_runtime: str
+    args: argparse.Namespace,
+    base: Settings,
+    folder: Path,
+    pdfs: list[Path],
+    runtimes: list[Runtime],
+    query_runtime: str,
 ) -> dict[str, Any]:
-    """Cold start of the CLI per runtime and of the app (ingest runtime)."""
-    from evaluation import throughput
+    """``instructor-search search`` to its hits per runtime, and the app to its first page, on one collection."""
+    from evaluation import footprint
 
+    settings = footprint.start_collection(base, folder, pdfs)
     cold: dict[str, Any] = {}
     for runtime in runtimes:
-        _say(f"cold start: {runtime}")
-        cold[f"cli-{runtime}"] = throughput.measure_cold_start(base, base.data_dir, runtime, args.repeats)
+        _say(f"cold start: search, {runtime}")
+        cold[f"cli-search-{runtime}"] = footprint.measure_search_start(settings, runtime, args.repeats)
     app_runtime = base.model.runtime
-    cold[f"app-{app_runtime}"] = throughput.measure_cold_start(
-        base, base.data_dir, app_runtime, args.repeats, app=True
-    )
+    _say(f"cold start: first page, {app_runtime}")
+    cold[f"app-page-{app_runtime}"] = footprint.measure_page_start(settings, app_runtime, args.repeats)
     return {
         "cold_start": cold,
-        "cli_cold_start_s": cold.get(f"cli-{query_runtime}", {}).get("process_s"),
-        "app_cold_start_s": cold[f"app-{app_runtime}"]["process_s"],
+        "cli_cold_start_s": cold.get(f"cli-search-{query_runtime}", {}).get("process_s"),
+        "app_cold_start_s": cold[f"app-page-{app_runtime}"]["process_s"],
     }
+
+
+def _footprint(args: argparse.Namespace, base: Settings, folder: Path, data: Path | None) -> dict[str, Any]:
+    """Peak RSS of our ingest and of the LangChain stack on the 1x, 4x and 16x corpora."""
+    from evaluation import footprint
+
+    counts = [int(n) for n in args.footprint_sizes.split(",") if n.strip()]
+    sizes = dict(zip(("1x", "4x", "16x"), counts, strict=False))
+    _say(
+        f"footprint: {footprint.corpus_name(data)} as PDFs, {sizes}; LangChain: {footprint.langchain_missing() or 'installed'}"
+    )
+    corpora = footprint.build_corpora(folder, sizes, data)
+    result = footprint.measure_footprint(base, corpora)
+    return {"footprint": result["runs"], **{k: v for k, v in result.items() if k != "runs"}}
 
 
 def _memory(
@@ -282,6 +314,9 @@ def _record(figures: dict[str, Any], command: str, docs: Path) -> None:
     summary = {key: value for key, value in figures.items() if not isinstance(value, dict | list)}
     for label, entry in figures.get("cold_start", {}).items():
         summary[f"cold_start_{label}_s"] = entry["process_s"]
+        save_result("startup", f"cold-start-{label}", entry, command=command, docs=docs)
+    for label, entry in figures.get("footprint", {}).items():
+        save_result("footprint", label, entry, command=command, docs=docs)
     for runtime, entry in figures.get("latency", {}).items():
         save_result("latency", f"query-latency-{runtime}", entry, command=command, docs=docs)
     for runtime, entry in figures.get("throughput", {}).items():
