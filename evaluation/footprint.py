@@ -265,7 +265,6 @@ def _child_env(settings: Settings, runtime: str) -> dict[str, str]:
     env.update(
         {
             f"{ENV_PREFIX}DATA_DIR": str(settings.data_dir),
-            f"{ENV_PREFIX}QDRANT__PATH": str(settings.qdrant.path),
             f"{ENV_PREFIX}QDRANT__COLLECTION": settings.qdrant.collection,
             f"{ENV_PREFIX}MODEL__BACKEND": settings.model.backend,
             f"{ENV_PREFIX}MODEL__NAME": settings.model.name,
@@ -273,6 +272,8 @@ def _child_env(settings: Settings, runtime: str) -> dict[str, str]:
             f"{ENV_PREFIX}MODEL__QUERY_RUNTIME": runtime,
         }
     )
+    if settings.qdrant.path is not None:  # else the data folder's own store
+        env[f"{ENV_PREFIX}QDRANT__PATH"] = str(settings.qdrant.path)
     return env
 
 
