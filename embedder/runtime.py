@@ -235,7 +235,7 @@ def session_options() -> Any:
     # The memory pattern pre-plans one arena per input shape; batches here change shape every
     # call (length-sorted, padded per batch), so it only holds the largest plans: off, the peak
     # RSS of embedding 600 NFCorpus documents fell from 1,046 to 781 MB at the same speed
-    # (65.2 s against 64.2-64.5 s, interleaved runs in one session, /tmp/mempat.py in the notes).
+    # (65.2 s against 64.2-64.5 s, interleaved runs in one session, scripts/onnx_mem_pattern.py).
     options.enable_mem_pattern = False
     return options
 
