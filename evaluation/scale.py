@@ -201,11 +201,15 @@ def open_and_search(
     return client, {"open_s": round(opened - started, 3), "first_search_s": round(searched - opened, 3)}
 
 
-def fresh_process(settings: Settings, query: str) -> dict[str, float]:
-    """Import, open and first search in a new interpreter (``python -m evaluation.scale open``)."""
+def fresh_process(settings: Settings, query: str, *, dimension: int | None = None) -> dict[str, float]:
+    """Import, open and first search in a new interpreter (``python -m evaluation.scale open``).
+
+    ``dimension``: the fake embedder's (``None``: its default), as the store was built with.
+    """
     started = time.perf_counter()
+    extra = ["--dimension", str(dimension)] if dimension is not None else []
     out = subprocess.run(
-        [sys.executable, "-m", "evaluation.scale", "open", str(settings.data_dir), query],
+        [sys.executable, "-m", "evaluation.scale", "open", str(settings.data_dir), query, *extra],
         check=True,
         capture_output=True,
         text=True,
@@ -217,14 +221,23 @@ def fresh_process(settings: Settings, query: str) -> dict[str, float]:
     return result
 
 
-def _open_main(data_dir: str, query: str) -> dict[str, float]:
+def fake_embedder(settings: Settings, dimension: int | None) -> Embedder:
+    """The settings' embedder without cache, or the fake one with ``dimension`` (e.g. 384, as all-MiniLM-L6-v2)."""
+    from embedder import make_embedder
+    from embedder.backends import FakeEmbedder
+
+    if dimension is None:
+        return make_embedder(settings, cache=False)
+    return FakeEmbedder(dimension=dimension)
+
+
+def _open_main(data_dir: str, query: str, dimension: int | None) -> dict[str, float]:
     t0 = time.perf_counter()
     from config import load_settings
-    from embedder import make_embedder
     from retrieval.engine import search  # noqa: F401  (timed as part of the import)
 
     settings = scale_settings(load_settings(model={"backend": "fake"}), Path(data_dir))
-    embedder = make_embedder(settings, purpose="query", cache=False)
+    embedder = fake_embedder(settings, dimension)
     imported = time.perf_counter()
     client, times = open_and_search(settings, embedder, query)
     client.close()
@@ -280,7 +293,13 @@ def _grow(
 
 
 def _measure_at(
-    settings: Settings, embedder: Embedder, texts: Sequence[str], growth: _Growth, *, fresh: bool
+    settings: Settings,
+    embedder: Embedder,
+    texts: Sequence[str],
+    growth: _Growth,
+    *,
+    fresh: bool,
+    dimension: int | None,
 ) -> dict[str, Any]:
     """The figures of the store as it is now (no other client of it open in this process)."""
     last = growth.steps[-3:]
@@ -292,7 +311,7 @@ def _measure_at(
     }
     gc.collect()  # the ingest's client and what qdrant-client held for it
     if fresh:
-        point.update(fresh_process(settings, texts[0]))
+        point.update(fresh_process(settings, texts[0], dimension=dimension))
     client, opened = open_and_search(settings, embedder, texts[0])
     try:
         point.update(opened)
@@ -315,6 +334,7 @@ def measure_scale(
     queries: int = 50,
     corpus: Corpus | None = None,
     fresh: bool = True,
+    dimension: int | None = None,
     on_point: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Grow an embedded store to each of ``sizes`` chunks and measure it at each (see the module).
@@ -328,22 +348,22 @@ def measure_scale(
         queries: searches per latency figure.
         corpus: the generated text (``None``: :class:`Corpus` with its defaults).
         fresh: also measure open and first search in a fresh process at each size.
+        dimension: use the fake embedder with this dimension (``embedder`` is then ignored).
         on_point: called with each size's figures as soon as they are measured.
 
     Returns:
         ``{"points": [per-size figures], "steps": [per-call rate], "settings": {...}}``.
     """
-    from embedder import make_embedder
-
     settings = scale_settings(base, folder)
-    embedder = embedder or make_embedder(settings, cache=False)
+    if dimension is not None or embedder is None:
+        embedder = fake_embedder(settings, dimension)
     corpus = corpus or Corpus()
     texts = corpus.queries(queries + 2)
     growth = _Growth()
     points: list[dict[str, Any]] = []
     for size in sizes:
         _grow(settings, embedder, corpus, growth, size, step_chunks)
-        points.append(_measure_at(settings, embedder, texts, growth, fresh=fresh))
+        points.append(_measure_at(settings, embedder, texts, growth, fresh=fresh, dimension=dimension))
         if on_point is not None:
             on_point(points[-1])
     return {
@@ -388,8 +408,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("mode", choices=["open"])
     parser.add_argument("data_dir")
     parser.add_argument("query")
+    parser.add_argument("--dimension", type=int)
     args = parser.parse_args(argv)
-    sys.stdout.write(json.dumps(_open_main(args.data_dir, args.query)) + "\n")
+    sys.stdout.write(json.dumps(_open_main(args.data_dir, args.query, args.dimension)) + "\n")
 
 
 if __name__ == "__main__":  # pragma: no cover

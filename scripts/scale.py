@@ -30,6 +30,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=50, help="searches per latency figure")
     parser.add_argument("--folder", help="work folder (default: a temporary one, removed)")
     parser.add_argument("--no-fresh", action="store_true", help="skip the fresh-process open")
+    parser.add_argument("--dimension", type=int, help="fake embedder dimension (default 64; 384 as MiniLM)")
     parser.add_argument("--out", default="/tmp/scale.json", help="where the JSON goes")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -48,6 +49,7 @@ def main() -> None:
             step_chunks=args.step,
             queries=args.queries,
             fresh=not args.no_fresh,
+            dimension=args.dimension,
             on_point=show,
         )
     result["summary"] = summary(result)

@@ -212,7 +212,7 @@ def scroll_pages(
 
     In qdrant-client's local mode every ``scroll`` call sorts all the collection's ids and skips
     to its offset, so reading a collection page by page costs ``points**2 / limit`` (measured:
-    the in-process index of 50,000 chunks took 5.8 s to read, of 200,000 over a minute; see
+    the in-process index of 50,000 chunks took 5.8 s to read, of 200,000 94 s; see
     :mod:`evaluation.scale`). With ``local``, the ids are scrolled in pages of
     :data:`LOCAL_ID_PAGE` (a few sorts in all) and each page of ``limit`` points is read by id
     (``retrieve``: constant time per point), which is linear in the collection's size.
