@@ -35,7 +35,9 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
+# The bench extra installs the LangChain stack the footprint part compares with (no torch of its own).
 bench: setup
+	$(BIN)/pip install -q -e ".[test,bench]"
 	$(BIN)/instructor-search bench --record
 
 eval: setup
