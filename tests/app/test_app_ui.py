@@ -364,13 +364,13 @@ def test_deleting_a_document_in_the_page_removes_its_kept_copy(data_dir: Path) -
 
 @pytest.mark.ocr
 def test_a_scanned_page_is_reported_ocr_d_and_its_hit_has_the_badge_and_its_page(data_dir: Path) -> None:
-    from scans import mixed_pdf
+    from ocrgen import pages_pdf
 
     at = _app()
-    mixed = mixed_pdf(
-        [("text", [TOPICS["bread"]]), ("scan", ["The harbour pilot boards", "every tanker at dawn"])]
+    mixed = pages_pdf(
+        [("text", [TOPICS["bread"]]), ("image", ["The harbour pilot boards", "every tanker at dawn"])]
     )
-    blank = mixed_pdf([("text", [TOPICS["chess"]]), ("blank", [])])
+    blank = pages_pdf([("text", [TOPICS["chess"]]), ("blank", [])])
     _upload(at, [("mixed.pdf", mixed, "application/pdf"), ("gap.pdf", blank, "application/pdf")])
     assert any(
         "mixed.pdf" in s and "2 chunks from 2 pages · 1 page OCR'd" in s for s in _texts(at, "success")

@@ -306,10 +306,10 @@ def test_ingest_and_search_report_ocr_pages_and_empty_ones(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A text page, a scanned page and a blank page: the blank one is named, the scan is OCR'd and found."""
-    from scans import mixed_pdf
+    from ocrgen import pages_pdf
 
     path = tmp_path / "mixed.pdf"
-    path.write_bytes(mixed_pdf([("text", [TOPICS["bread"]]), ("scan", SCANNED), ("blank", [])]))
+    path.write_bytes(pages_pdf([("text", [TOPICS["bread"]]), ("image", SCANNED), ("blank", [])]))
     store = ["--qdrant-path", str(tmp_path / "q"), "--backend", "fake"]
     code, out, _ = run_cli(capsys, "ingest", str(path), *store, "--no-progress")
     assert code == 0, out
