@@ -61,13 +61,11 @@ class Layout:
         dense: dense vector configs by name (``""``: the unnamed default), cosine or dot only.
         sparse: sparse vector names and whether each has Qdrant's IDF modifier.
         multi: multivector configs by name.
-        unnamed: the collection's only vector is unnamed (a point's vector is a plain list).
     """
 
     dense: dict[str, Any]
     sparse: dict[str, bool]
     multi: dict[str, Any]
-    unnamed: bool
 
     @classmethod
     def of(cls, client: QdrantClient, collection: str) -> Layout:
@@ -79,8 +77,7 @@ class Layout:
         dense: dict[str, Any] = {}
         multi: dict[str, Any] = {}
         vectors = params.vectors
-        unnamed = isinstance(vectors, qm.VectorParams)
-        named: dict[str, Any] = {"": vectors} if unnamed else dict(vectors or {})
+        named: dict[str, Any] = {"": vectors} if isinstance(vectors, qm.VectorParams) else dict(vectors or {})
         for name, cfg in named.items():
             if cfg.hnsw_config is not None and cfg.hnsw_config.m == 0:
                 continue  # not indexed: kept for other uses, never searched
@@ -91,7 +88,7 @@ class Layout:
         sparse = {
             name: cfg.modifier == qm.Modifier.IDF for name, cfg in (params.sparse_vectors or {}).items()
         }
-        return cls(dense=dense, sparse=sparse, multi=multi, unnamed=unnamed)
+        return cls(dense=dense, sparse=sparse, multi=multi)
 
 
 def read_ids(client: QdrantClient, collection: str) -> list[Any]:
@@ -117,15 +114,13 @@ def _vector_of(vector: Any, name: str) -> Any:
 
 
 def _pages(
-    client: QdrantClient, collection: str, ids: Sequence[Any], name: str, *, unnamed: bool
+    client: QdrantClient, collection: str, ids: Sequence[Any], name: str
 ) -> Iterator[tuple[list[int], list[Any]]]:
     """``(rows, values)`` of vector ``name`` for the points of ``ids`` that have it, a batch at a time."""
     for start in range(0, len(ids), READ_BATCH):
         part = ids[start : start + READ_BATCH]
         row_of = {point_id: start + offset for offset, point_id in enumerate(part)}
-        records = client.retrieve(
-            collection, ids=list(part), with_payload=False, with_vectors=True if unnamed else [name]
-        )
+        records = client.retrieve(collection, ids=list(part), with_payload=False, with_vectors=[name])
         rows: list[int] = []
         values: list[Any] = []
         for record in records:
@@ -146,7 +141,7 @@ def read_dense(
     cfg = layout.dense[name]
     matrix = np.zeros((len(ids), cfg.size), dtype=np.float32)
     present = np.zeros(len(ids), dtype=bool)
-    for rows, values in _pages(client, collection, ids, name, unnamed=layout.unnamed):
+    for rows, values in _pages(client, collection, ids, name):
         if rows:
             matrix[rows] = np.asarray(values, dtype=np.float32)
             present[rows] = True
@@ -166,7 +161,7 @@ def read_sparse(
     term_parts: list[np.ndarray] = []
     weight_parts: list[np.ndarray] = []
     documents = 0
-    for rows, values in _pages(client, collection, ids, name, unnamed=False):
+    for rows, values in _pages(client, collection, ids, name):
         documents += len(values)
         lengths = np.fromiter((len(v.indices) for v in values), dtype=np.int64, count=len(values))
         total = int(lengths.sum())
@@ -197,7 +192,7 @@ def read_multi(
     owners: list[int] = []
     starts: list[int] = []
     total = 0
-    for rows, values in _pages(client, collection, ids, name, unnamed=layout.unnamed):
+    for rows, values in _pages(client, collection, ids, name):
         for row, value in zip(rows, values, strict=True):
             matrix = np.asarray(value, dtype=np.float32)
             if matrix.size == 0:
