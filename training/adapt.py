@@ -152,6 +152,8 @@ class _Work:
     progress: Progress | None
     cancel: threading.Event | None
     reused: list[Stage] = field(default_factory=list)
+    #: the run started over (``resume=False``): a target an earlier run built is rebuilt
+    fresh: bool = False
 
     @property
     def data(self) -> Path:
@@ -314,6 +316,7 @@ def _prepare(work: _Work, collection: str, base: str, resume: bool) -> None:
     if not resume:
         work.data.unlink(missing_ok=True)
         shutil.rmtree(work.model, ignore_errors=True)
+        work.fresh = True
     work.work_dir.mkdir(parents=True, exist_ok=True)
     state.write_text(
         json.dumps({"collection": collection, "base_model": base}, indent=2) + "\n", encoding="utf-8"
@@ -402,7 +405,7 @@ def _reembed_stage(
         override(settings, model={"name": str(trained.output), "backend": "sentence-transformers"})
     )
     with _holding(write_lock, work):
-        _drop_stale_target(source, target, note)
+        _drop_stale_target(source, target, note, rebuild=work.fresh)
         report = reembed_collection(
             source,
             target,
@@ -419,13 +422,20 @@ def _reembed_stage(
     return report
 
 
-def _drop_stale_target(source: VectorStore, target: VectorStore, note: dict[str, Any]) -> None:
-    """Drop a target re-embedded from ``source`` with an earlier training of the model."""
+def _drop_stale_target(
+    source: VectorStore, target: VectorStore, note: dict[str, Any], *, rebuild: bool = False
+) -> None:
+    """Drop a target re-embedded from ``source`` with an earlier training of the model (any, with ``rebuild``).
+
+    The training is told apart by its data, steps and creation time (to the second); a run that
+    starts over (``rebuild``) drops the target whatever it records, since a retraining within
+    the same second records the same note.
+    """
     found = target.read_record()
     origin = derived_from(found) if found is not None else None
     if origin is None or origin.get("collection") != source.collection:
         return  # new, or not ours: reembed_collection creates it or refuses it
-    if origin.get("adapted_model") != note["adapted_model"]:
+    if rebuild or origin.get("adapted_model") != note["adapted_model"]:
         logger.warning(
             "%s holds vectors of an earlier training of the model; re-embedding it", target.collection
         )
