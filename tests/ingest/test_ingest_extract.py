@@ -175,9 +175,11 @@ def test_password_problems_are_password_errors_for_extraction_and_rendering() ->
         with pytest.raises(PasswordError) as caught:
             extract_text(data, file_name="locked.pdf", password=password)
         assert caught.value.wrong is wrong
-        with pytest.raises(PasswordError) as rendered:
-            with open_document(data, file_name="locked.pdf", password=password):
-                pass
+        with (
+            pytest.raises(PasswordError) as rendered,
+            open_document(data, file_name="locked.pdf", password=password),
+        ):
+            pass
         assert rendered.value.wrong is wrong
         assert "nope" not in str(caught.value) + str(rendered.value)
     with open_document(data, file_name="locked.pdf", password="s3cret") as document:
@@ -194,5 +196,5 @@ def test_a_pdf_pypdf_cannot_open_is_read_by_pdfium() -> None:
     assert [page.number for page in extracted.pages] == [1, 2]
     assert "chess" in extracted.pages[0].text and not extracted.ocr_pages
     # a file PDFium cannot open either keeps pypdf's message, which names the repair
-    with pytest.raises(DocumentError, match="malformed or truncated.*qpdf"):
+    with pytest.raises(DocumentError, match=r"malformed or truncated.*qpdf"):
         extract_text(b"%PDF-1.4\n" + b"\x00garbage" * 50, file_name="hopeless.pdf")
