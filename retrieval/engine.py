@@ -300,13 +300,10 @@ def search(
             that comes from the settings' default rather than from the user.
         rrf_k: rank constant of ``rrf`` (``None``: Qdrant's default).
         weights: per-representation weights of ``rrf`` (missing names weigh 1).
-        local_index: in the embedded / in-memory store, score unfiltered searches with the
-            in-process index (:mod:`retrieval.local`: exact, many times faster than Qdrant local).
-        record: the collection's record when the caller has read it already (``None``: read
-            here); it is checked against the embedder all the same, after the query and options.
+        local_index: score unfiltered searches of an embedded store in process (:mod:`retrieval.local`).
+        record: the collection's record if already read (still checked against the embedder).
 
-    Returns:
-        The hits, best first, and the instruction and mode the query ran with.
+    Returns: the hits, best first, and the instruction and mode the query ran with.
 
     Raises:
         QueryError: the query is empty, blank or too long, the mode is unknown, or an option
