@@ -295,9 +295,8 @@ def search(
         mode: the retrieval mode (a key of :data:`retrieval.modes.MODES`).
         fusion: ``rrf`` or ``dbsf``, for the modes that fuse several representations.
         candidates: hits each fused representation contributes (at least the hits needed).
-        fallback: when the collection lacks the mode's representations, search ``dense``
-            instead (and say so in :attr:`SearchResult.note`) rather than raising; for a mode
-            that comes from the settings' default rather than from the user.
+        fallback: search ``dense`` (and say so in :attr:`SearchResult.note`) rather than raise
+            when the collection lacks the mode's representations (a mode from the settings).
         rrf_k: rank constant of ``rrf`` (``None``: Qdrant's default).
         weights: per-representation weights of ``rrf`` (missing names weigh 1).
         local_index: score unfiltered searches of an embedded store in process (:mod:`retrieval.local`).
