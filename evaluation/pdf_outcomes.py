@@ -25,6 +25,7 @@ from store.core import store_for
 
 if TYPE_CHECKING:
     from embedder import Embedder
+    from store.chunks import StoredChunk
     from store.core import VectorStore
 
 #: Passwords of the encrypted sample files, as their source repositories document them.
@@ -41,13 +42,22 @@ KNOWN_SENTENCES = {
 _SENTENCE = re.compile(r"[^.!?\n]{40,200}[.!?]")
 
 
-def _own_sentence(store: VectorStore, source: str) -> str | None:
-    """A sentence of the file's stored text (the longest of its middle chunk), or ``None``."""
-    chunks = [chunk for chunk in store.iter_chunks() if chunk.source == source]
-    if not chunks:
+def _middle_chunks(store: VectorStore) -> dict[str, str]:
+    """The text of each stored file's middle chunk, by source (one pass over the collection)."""
+    by_source: dict[str, list[StoredChunk]] = {}
+    for chunk in store.iter_chunks():
+        by_source.setdefault(chunk.source, []).append(chunk)
+    middle = {}
+    for source, chunks in by_source.items():
+        chunks.sort(key=lambda chunk: chunk.chunk_index)
+        middle[source] = chunks[len(chunks) // 2].text
+    return middle
+
+
+def _own_sentence(text: str | None) -> str | None:
+    """A sentence of a file's stored text (the longest of its middle chunk), or ``None``."""
+    if text is None:
         return None
-    chunks.sort(key=lambda chunk: chunk.chunk_index)
-    text = chunks[len(chunks) // 2].text
     sentences = sorted(_SENTENCE.findall(text.replace("\n", " ")), key=len, reverse=True)
     return sentences[0].strip() if sentences else " ".join(text.split()[:20]) or None
 
@@ -103,8 +113,9 @@ def measure_outcomes(
         try:
             store = store_for(run, "pdfs", client=client)
             rows = [_ingest_one(pdf, run, embedder, store) for pdf in pdfs]
+            middle = _middle_chunks(store)
             for index, (pdf, row) in enumerate(zip(pdfs, rows, strict=True), start=1):
-                _search_row(pdf, row, store, embedder)
+                _search_row(pdf, row, store, embedder, middle.get(row["source"]))
                 if on_progress:
                     on_progress("pdfs", index, len(pdfs))
         finally:
@@ -137,12 +148,14 @@ def _ingest_one(pdf: Path, settings: Settings, embedder: Embedder, store: Vector
     }
 
 
-def _search_row(pdf: Path, row: dict[str, Any], store: VectorStore, embedder: Embedder) -> None:
+def _search_row(
+    pdf: Path, row: dict[str, Any], store: VectorStore, embedder: Embedder, middle: str | None
+) -> None:
     if row["status"] not in ("ingested", "replaced", "unchanged"):
         row.update(query=None, query_from=None, found=None)
         return
     truth = _truth_sentence(pdf)
-    query = truth or _own_sentence(store, row["source"])
+    query = truth or _own_sentence(middle)
     row["query"] = query
     row["query_from"] = "ground truth" if truth else "stored text"
     row["found"] = _rank(store, embedder, query, pdf.name) if query else None
