@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from retrieval.local_reading import (
+    HeldArrays,
     Layout,
     MultiIndex,
     SparseIndex,
@@ -99,6 +100,9 @@ class LocalIndex:
     _source: tuple[weakref.ref[Any], str] | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _missing: set[str] = field(default_factory=set, repr=False)
+    # The rows of qdrant-client's held arrays the ids came from, and (weakly) their owner:
+    # vectors read later come from the same rows (:class:`retrieval.local_reading.HeldArrays`).
+    _held: tuple[weakref.ref[Any], np.ndarray] | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -126,12 +130,15 @@ class LocalIndex:
         """
         started = time.perf_counter()
         layout = Layout.of(client, collection)
-        ids = read_ids(client, collection)
+        held = HeldArrays.of(client, collection)
+        ids = held.ids() if held is not None else read_ids(client, collection)
         flagged = pending_chunk_ids(client, collection, local=True)  # after the ids: see its docstring
         pending = (
             np.fromiter((pid in flagged for pid in ids), dtype=bool, count=len(ids)) if flagged else None
         )
         index = cls(ids=ids, pending=pending, layout=layout, _source=(weakref.ref(client), collection))
+        if held is not None:
+            index._held = (weakref.ref(held.source), held.rows)
         names = [*layout.dense, *layout.sparse, *layout.multi] if vectors is None else list(vectors)
         for name in names:
             index.read(name)
@@ -161,12 +168,17 @@ class LocalIndex:
             client, collection = source[0](), source[1]
             if client is None:
                 return  # the client is gone (closed and collected): nothing left to read from
+            held = self._held_arrays()
+            if self._held is not None and held is None:
+                return  # the collection the rows came from is gone: a rebuild reads the new one
             if name in layout.dense:
-                self.dense[name], self.present[name] = read_dense(client, collection, self.ids, name, layout)
+                self.dense[name], self.present[name] = read_dense(
+                    client, collection, self.ids, name, layout, held
+                )
             elif name in layout.sparse:
-                self.sparse[name] = read_sparse(client, collection, self.ids, name, layout)
+                self.sparse[name] = read_sparse(client, collection, self.ids, name, layout, held)
             elif name in layout.multi:
-                built = read_multi(client, collection, self.ids, name, layout)
+                built = read_multi(client, collection, self.ids, name, layout, held)
                 if built is None:
                     self._missing.add(name)
                 else:
@@ -180,6 +192,13 @@ class LocalIndex:
             len(self.ids),
             time.perf_counter() - started,
         )
+
+    def _held_arrays(self) -> HeldArrays | None:
+        """The held arrays the ids were read from (``None``: read through the API, or gone)."""
+        if self._held is None:
+            return None
+        source = self._held[0]()
+        return HeldArrays(source=source, rows=self._held[1]) if source is not None else None
 
     # -- scoring -------------------------------------------------------------------------------
 

@@ -393,3 +393,87 @@ def test_the_index_does_not_keep_its_client_alive() -> None:
     gc.collect()
     assert gone() is None
     assert not index.supports("", "sparse")  # nothing left to read from, and no error
+
+
+def _by_id(index: LocalIndex) -> dict[str, object]:
+    """What an index holds, keyed by point id (the two readers order rows differently)."""
+    row = {pid: i for i, pid in enumerate(index.ids)}
+    sparse = index.sparse["bm25"]
+    terms = {col: term for term, col in sparse.columns.items()}
+    csr = sparse.matrix.tocsr()
+    multi = index.multi["sentences"]
+    ends = [*multi.starts[1:].tolist(), len(multi.vectors)]
+    groups = {
+        int(owner): (int(start), end)
+        for owner, start, end in zip(multi.rows, multi.starts, ends, strict=True)
+    }
+    out: dict[str, object] = {}
+    for pid, i in row.items():
+        if not index.present[""][i]:
+            continue
+        line = csr.getrow(i)
+        start, end = groups[i]
+        out[pid] = (
+            index.dense[""][i],
+            sorted((terms[int(c)], round(float(v), 6)) for c, v in zip(line.indices, line.data, strict=True)),
+            multi.vectors[start:end],
+        )
+    return out
+
+
+def _assert_same_index(held: LocalIndex, api: LocalIndex) -> None:
+    a, b = _by_id(held), _by_id(api)
+    assert a.keys() == b.keys()
+    for pid in a:
+        dense_a, sparse_a, multi_a = a[pid]  # type: ignore[misc]
+        dense_b, sparse_b, multi_b = b[pid]  # type: ignore[misc]
+        np.testing.assert_allclose(dense_a, dense_b, rtol=1e-6, atol=1e-7)
+        assert sparse_a == sparse_b
+        np.testing.assert_allclose(multi_a, multi_b, rtol=1e-6, atol=1e-7)
+    np.testing.assert_array_equal(
+        np.sort(held.sparse["bm25"].df), np.sort(api.sparse["bm25"].df)
+    )  # the same document frequencies, so the same IDF
+    assert held.sparse["bm25"].documents == api.sparse["bm25"].documents
+
+
+def test_held_arrays_give_the_index_the_api_gives(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """qdrant-client's in-memory arrays, read in place, after deletes and overwrites and after a reopen."""
+    from retrieval import local_reading
+
+    settings = load_settings(
+        data_dir=str(tmp_path / "data"),
+        model={"backend": "fake"},
+        index={"sparse": {"enabled": True}, "sentences": {"enabled": True}},
+    )
+    embedder = make_embedder(settings.model)
+    corpus = _corpus(12, seed=3)
+    files = [SourceFile(source=f"t:{n}", file_name=n, data=t.encode()) for n, t in corpus.items()]
+    store = VectorStore(open_client(settings), "held")
+    ingest_files(files, settings=settings, embedder=embedder, store=store)
+    store.delete_document(files[0].source)  # deleted rows stay in qdrant-client's arrays
+    changed = SourceFile(source=files[1].source, file_name=files[1].file_name, data=b"Lava and ash. Volcano.")
+    ingest_files([changed], settings=settings, embedder=embedder, store=store)  # re-ingest: overwrite
+
+    def both(client: object) -> tuple[LocalIndex, LocalIndex]:
+        assert local_reading.HeldArrays.of(client, "held") is not None  # type: ignore[arg-type]
+        held = LocalIndex.build(client, "held")  # type: ignore[arg-type]
+        with monkeypatch.context() as patch:
+            patch.setattr(local_reading.HeldArrays, "of", classmethod(lambda cls, c, n: None))
+            api = LocalIndex.build(client, "held")  # type: ignore[arg-type]
+        return held, api
+
+    held, api = both(store.client)
+    assert held._held is not None and api._held is None
+    assert len(held) == store.count() == len(api)
+    _assert_same_index(held, api)
+    store.client.close()
+
+    reopened = open_client(settings)  # qdrant-client's load path (float64, not normalised)
+    _assert_same_index(*both(reopened))
+    reopened.close()
+
+
+def test_held_arrays_are_not_read_from_what_is_not_an_embedded_client() -> None:
+    from retrieval.local_reading import HeldArrays
+
+    assert HeldArrays.of(object(), "c") is None  # type: ignore[arg-type]
