@@ -244,13 +244,17 @@ def open_and_search(
     return client, {"open_s": round(opened - started, 3), "first_search_s": round(searched - opened, 3)}
 
 
-def fresh_process(settings: Settings, query: str, *, dimension: int | None = None) -> dict[str, float]:
+def fresh_process(
+    settings: Settings, query: str, *, dimension: int | None = None, real: bool = False
+) -> dict[str, float]:
     """Import, open and first search in a new interpreter (``python -m evaluation.scale open``).
 
-    ``dimension``: the fake embedder's (``None``: its default), as the store was built with.
+    ``dimension``: the fake embedder's (``None``: its default), as the store was built with;
+    ``real``: the store was grown for the settings' real model, which the process loads.
     """
     started = time.perf_counter()
     extra = ["--dimension", str(dimension)] if dimension is not None else []
+    extra += ["--real"] if real else []
     out = subprocess.run(
         [sys.executable, "-m", "evaluation.scale", "open", str(settings.data_dir), query, *extra],
         check=True,
@@ -264,6 +268,54 @@ def fresh_process(settings: Settings, query: str, *, dimension: int | None = Non
     return result
 
 
+class FillerEmbedder:
+    """Grows a store in the name of a real model: its identity, tokenizer and dimension, hashed vectors.
+
+    The store records the real model (so the real one can ingest into it and search it later),
+    chunks are cut by the real tokenizer, and only :meth:`embed` is the fake embedder's. The rates
+    measured while it ingests are the store's own cost; the real model's rate at each size is
+    measured separately, by a call of the real model (:func:`measure_scale` with ``real``).
+
+    Args:
+        real: the model the store is for.
+    """
+
+    def __init__(self, real: Embedder) -> None:
+        from embedder.backends import FakeEmbedder
+
+        self.real = real
+        self._hashing = FakeEmbedder(dimension=real.dimension, max_seq_length=1_000_000)
+
+    model_id = property(lambda self: self.real.model_id)
+    dimension = property(lambda self: self.real.dimension)
+    max_seq_length = property(lambda self: self.real.max_seq_length)
+    normalize = property(lambda self: self.real.normalize)
+    stats = property(lambda self: self._hashing.stats)
+
+    def embed(
+        self,
+        texts: Sequence[str],
+        instruction: str | None,
+        *,
+        batch_size: int | None = None,
+        show_progress: bool = False,
+    ) -> Any:
+        """Hashed vectors of the real model's dimension (see :class:`embedder.backends.FakeEmbedder`)."""
+        return self._hashing.embed(texts, instruction, batch_size=batch_size, show_progress=show_progress)
+
+    def count_tokens(self, text: str) -> int:
+        """The real model's tokens."""
+        return self.real.count_tokens(text)
+
+    def instruction_tokens(self, instruction: str | None) -> int:
+        """The real model's tokens of the instruction."""
+        return self.real.instruction_tokens(instruction)
+
+    def token_budget(self, instruction: str | None) -> int:
+        """The real model's budget."""
+        return self.real.token_budget(instruction)
+
+
 def fake_embedder(settings: Settings, dimension: int | None) -> Embedder:
     """The settings' embedder without cache, or the fake one with ``dimension`` (e.g. 384, as all-MiniLM-L6-v2)."""
     from embedder import make_embedder
@@ -274,13 +326,17 @@ def fake_embedder(settings: Settings, dimension: int | None) -> Embedder:
     return FakeEmbedder(dimension=dimension)
 
 
-def _open_main(data_dir: str, query: str, dimension: int | None) -> dict[str, float]:
+def _open_main(data_dir: str, query: str, dimension: int | None, real: bool) -> dict[str, float]:
     t0 = time.perf_counter()
     from config import load_settings
+    from embedder import make_embedder
     from retrieval.engine import search  # noqa: F401  (timed as part of the import)
 
-    settings = scale_settings(load_settings(model={"backend": "fake"}), Path(data_dir))
-    embedder = fake_embedder(settings, dimension)
+    base = load_settings() if real else load_settings(model={"backend": "fake"})
+    settings = scale_settings(base, Path(data_dir))
+    embedder = (
+        make_embedder(settings, purpose="query", cache=False) if real else fake_embedder(settings, dimension)
+    )
     imported = time.perf_counter()
     client, times = open_and_search(settings, embedder, query)
     client.close()
@@ -304,35 +360,66 @@ class _Growth:
     steps: list[dict[str, Any]] = field(default_factory=list)
 
 
+def _call(
+    settings: Settings, embedder: Embedder, client: QdrantClient, corpus: Corpus, growth: _Growth, count: int
+) -> dict[str, Any]:
+    """One ingest call of ``count`` new files; returns its rate (also kept in ``growth.steps``)."""
+    folder = Path(settings.data_dir) / "files"
+    files = corpus.write_files(folder, growth.files, count)
+    cpu = time.process_time()
+    chunks, seconds = ingest_step(settings, embedder, client, files)
+    cpu = time.process_time() - cpu
+    shutil.rmtree(folder)
+    growth.files += count
+    growth.stored += chunks
+    step = {
+        "chunks": growth.stored,
+        "step_chunks": chunks,
+        "chunks_per_s": round(chunks / seconds, 1),
+        "cpu_ms_per_chunk": round(cpu * 1000 / max(1, chunks), 3),
+    }
+    growth.steps.append(step)
+    return step
+
+
+def _files_for(corpus: Corpus, growth: _Growth, chunks: int) -> int:
+    """Files that hold about ``chunks`` chunks (at the chunks per file seen so far)."""
+    per_file = growth.stored / growth.files if growth.files else corpus.chunks_per_file
+    return max(1, math.ceil(chunks / per_file))
+
+
 def _grow(
     settings: Settings, embedder: Embedder, corpus: Corpus, growth: _Growth, size: int, step_chunks: int
 ) -> None:
     """Ingest calls of about ``step_chunks`` chunks until the store holds ``size`` (its own client)."""
     from store.client import open_client
 
-    folder = Path(settings.data_dir) / "files"
     client = open_client(settings)
     try:
         while growth.stored < size:
-            per_file = growth.stored / growth.files if growth.files else corpus.chunks_per_file
-            count = max(1, math.ceil(min(step_chunks, size - growth.stored) / per_file))
-            files = corpus.write_files(folder, growth.files, count)
-            cpu = time.process_time()
-            chunks, seconds = ingest_step(settings, embedder, client, files)
-            cpu = time.process_time() - cpu
-            shutil.rmtree(folder)
-            growth.files += count
-            growth.stored += chunks
-            growth.steps.append(
-                {
-                    "chunks": growth.stored,
-                    "step_chunks": chunks,
-                    "chunks_per_s": round(chunks / seconds, 1),
-                    "cpu_ms_per_chunk": round(cpu * 1000 / max(1, chunks), 3),
-                }
-            )
+            count = _files_for(corpus, growth, min(step_chunks, size - growth.stored))
+            _call(settings, embedder, client, corpus, growth, count)
     finally:
         client.close()
+
+
+def _real_call(
+    settings: Settings, real: Embedder, corpus: Corpus, growth: _Growth, chunks: int
+) -> dict[str, Any]:
+    """One ingest call of about ``chunks`` chunks by the real model, into the store as it is now."""
+    from store.client import open_client
+
+    client = open_client(settings)
+    try:
+        step = _call(settings, real, client, corpus, growth, _files_for(corpus, growth, chunks))
+    finally:
+        client.close()
+    step["real"] = True
+    return {
+        "real_chunks_per_s": step["chunks_per_s"],
+        "real_step_chunks": step["step_chunks"],
+        "real_cpu_ms_per_chunk": step["cpu_ms_per_chunk"],
+    }
 
 
 def _measure_at(
@@ -343,9 +430,10 @@ def _measure_at(
     *,
     fresh: bool,
     dimension: int | None,
+    real: bool = False,
 ) -> dict[str, Any]:
     """The figures of the store as it is now (no other client of it open in this process)."""
-    last = growth.steps[-3:]
+    last = [step for step in growth.steps if not step.get("real")][-3:]
     point: dict[str, Any] = {
         "size": growth.stored,
         "ingest_chunks_per_s": statistics.median(step["chunks_per_s"] for step in last),
@@ -354,7 +442,7 @@ def _measure_at(
     }
     gc.collect()  # the ingest's client and what qdrant-client held for it
     if fresh:
-        point.update(fresh_process(settings, texts[0], dimension=dimension))
+        point.update(fresh_process(settings, texts[0], dimension=dimension, real=real))
     client, opened = open_and_search(settings, embedder, texts[0])
     try:
         point.update(opened)
@@ -378,6 +466,7 @@ def measure_scale(
     corpus: Corpus | None = None,
     fresh: bool = True,
     dimension: int | None = None,
+    real_step_chunks: int = 0,
     on_point: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Grow an embedded store to each of ``sizes`` chunks and measure it at each (see the module).
@@ -392,6 +481,10 @@ def measure_scale(
         corpus: the generated text (``None``: :class:`Corpus` with its defaults).
         fresh: also measure open and first search in a fresh process at each size.
         dimension: use the fake embedder with this dimension (``embedder`` is then ignored).
+        real_step_chunks: with more than 0, ``embedder`` is a real model: the store is grown by
+            :class:`FillerEmbedder` in its name, and at 0 and at each size one call of about
+            this many chunks is ingested by the real model (``real_chunks_per_s``); queries are
+            embedded by the real model.
         on_point: called with each size's figures as soon as they are measured.
 
     Returns:
@@ -400,20 +493,33 @@ def measure_scale(
     settings = scale_settings(base, folder)
     if dimension is not None or embedder is None:
         embedder = fake_embedder(settings, dimension)
+    real = embedder if real_step_chunks > 0 else None
+    grower: Embedder = FillerEmbedder(real) if real is not None else embedder
     corpus = corpus or Corpus()
     texts = corpus.queries(queries + 2)
     growth = _Growth()
     points: list[dict[str, Any]] = []
+    at_zero: dict[str, Any] = {}
+    if real is not None:
+        real.embed(texts[:8], None)  # warm: the first call's one-off costs are not the store's
+        at_zero = {"size": 0, **_real_call(settings, real, corpus, growth, real_step_chunks)}
     for size in sizes:
-        _grow(settings, embedder, corpus, growth, size, step_chunks)
-        points.append(_measure_at(settings, embedder, texts, growth, fresh=fresh, dimension=dimension))
+        _grow(settings, grower, corpus, growth, size, step_chunks)
+        point = _measure_at(
+            settings, embedder, texts, growth, fresh=fresh, dimension=dimension, real=real is not None
+        )
+        if real is not None:
+            point.update(_real_call(settings, real, corpus, growth, real_step_chunks))
+        points.append(point)
         if on_point is not None:
-            on_point(points[-1])
+            on_point(point)
     return {
         "points": points,
         "steps": growth.steps,
+        "real_at_zero": at_zero,
         "settings": {
             "step_chunks": step_chunks,
+            "real_step_chunks": real_step_chunks,
             "chunks_per_file": corpus.chunks_per_file,
             "words_per_chunk": corpus.words_per_chunk,
             "queries": queries,
@@ -424,13 +530,17 @@ def measure_scale(
 
 
 def summary(result: dict[str, Any]) -> dict[str, Any]:
-    """Headline figures: the rate at the largest size against the first step's, open + first search."""
-    steps, points = result["steps"], result["points"]
+    """Headline figures: the rate at the largest size against the first steps', open + first search.
+
+    With a real model (``real_at_zero``), also its rate at the largest size against its rate at 0.
+    """
+    steps = [step for step in result["steps"] if not step.get("real")]
+    points = result["points"]
     if not steps or not points:
         return {}
     last = points[-1]
     first = statistics.median(step["chunks_per_s"] for step in steps[:3])
-    return {
+    figures: dict[str, Any] = {
         "size": last["size"],
         "rate_first_steps": first,
         "rate_at_size": last["ingest_chunks_per_s"],
@@ -439,8 +549,19 @@ def summary(result: dict[str, Any]) -> dict[str, Any]:
         "cpu_ms_per_chunk_at_size": last["ingest_cpu_ms_per_chunk"],
         "open_plus_first_search_s": round(last["open_s"] + last["first_search_s"], 3),
         "dense_p50_ms": last["dense_p50_ms"],
-        "median_rate": statistics.median(s["chunks_per_s"] for s in steps),
+        "hybrid_p50_ms": last["hybrid_p50_ms"],
+        "peak_rss_mb": max(point["peak_rss_mb"] for point in points),
     }
+    zero = result.get("real_at_zero") or {}
+    if zero and "real_chunks_per_s" in last:
+        figures["real_rate_at_0"] = zero["real_chunks_per_s"]
+        figures["real_rate_at_size"] = last["real_chunks_per_s"]
+        figures["real_rate_ratio"] = round(last["real_chunks_per_s"] / zero["real_chunks_per_s"], 3)
+    if "process_s" in last:
+        figures["process_open_plus_first_search_s"] = round(
+            last["process_open_s"] + last["process_first_search_s"], 3
+        )
+    return figures
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -452,8 +573,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("data_dir")
     parser.add_argument("query")
     parser.add_argument("--dimension", type=int)
+    parser.add_argument("--real", action="store_true")
     args = parser.parse_args(argv)
-    sys.stdout.write(json.dumps(_open_main(args.data_dir, args.query, args.dimension)) + "\n")
+    sys.stdout.write(json.dumps(_open_main(args.data_dir, args.query, args.dimension, args.real)) + "\n")
 
 
 if __name__ == "__main__":  # pragma: no cover

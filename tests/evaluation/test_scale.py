@@ -78,3 +78,44 @@ def test_the_store_grows_to_each_size_and_stays_searchable(
     hits = search(query, store=store, embedder=make_embedder(settings.model), mode="hybrid").hits
     assert hits[0].file_name == "doc-0000123.txt"
     store.client.close()
+
+
+def test_a_real_model_store_is_grown_in_its_name_and_its_own_rate_measured(tmp_path: Path) -> None:
+    """The filler grows the store for the "real" model (here a fake of another dimension), which ingests a call at 0 and at each size."""
+    from embedder.backends import FakeEmbedder
+    from evaluation.scale import FillerEmbedder
+
+    real = FakeEmbedder(dimension=32, max_seq_length=200)
+    filler = FillerEmbedder(real)
+    assert (filler.model_id, filler.dimension, filler.max_seq_length) == (real.model_id, 32, 200)
+    assert filler.token_budget("Represent the document:") == real.token_budget("Represent the document:")
+    assert filler.embed(["a b c"], None).shape == (1, 32)
+
+    base = load_settings(model={"backend": "fake"})
+    result = measure_scale(
+        base,
+        (600,),
+        folder=tmp_path,
+        embedder=real,
+        step_chunks=300,
+        queries=4,
+        fresh=False,
+        real_step_chunks=40,
+    )
+    point = result["points"][0]
+    assert {"real_chunks_per_s", "real_step_chunks", "real_cpu_ms_per_chunk"} <= set(point)
+    assert result["real_at_zero"]["size"] == 0 and result["real_at_zero"]["real_step_chunks"] > 0
+    real_steps = [step for step in result["steps"] if step.get("real")]
+    assert len(real_steps) == 2  # at 0 and at 600
+    assert (
+        point["size"] == sum(step["step_chunks"] for step in result["steps"]) - real_steps[-1]["step_chunks"]
+    )
+    headline = summary(result)
+    assert headline["real_rate_ratio"] > 0 and "process_open_plus_first_search_s" not in headline
+
+    settings = scale_settings(base, tmp_path)
+    store = store_for(settings, COLLECTION, client=open_client(settings))
+    assert store.count() == point["size"] + real_steps[-1]["step_chunks"]
+    record = store.require_record()
+    assert (record.model, record.dimension) == (real.model_id, 32)  # recorded in the real model's name
+    store.client.close()
