@@ -19,6 +19,7 @@ from typing import Any
 from evaluation.beir_report import beir_section
 from evaluation.markdown import provenance, table
 from evaluation.ocr_report import ocr_section
+from evaluation.scale_report import scale_section
 from evaluation.training_report import training_section
 
 DOCS = Path("docs")
@@ -154,7 +155,7 @@ def render(docs: Path = DOCS) -> Path:
         "reproduce; each section names the date, commit, CPU and package versions of its runs.",
         "",
     ]
-    order = ["beir", "training", "tuning", "sts", "ocr", "speed", "latency", "ingest", "accuracy"]
+    order = ["beir", "training", "tuning", "sts", "ocr", "speed", "latency", "ingest", "scale", "accuracy"]
     for kind in sorted(results, key=lambda k: (order.index(k) if k in order else len(order), k)):
         entries = results[kind]
         if kind == "beir":
@@ -163,6 +164,8 @@ def render(docs: Path = DOCS) -> Path:
             lines += training_section(entries)
         elif kind == "ocr":
             lines += ocr_section(entries)
+        elif kind == "scale":
+            lines += scale_section(entries, docs)
         else:
             lines += _generic_section(kind, entries)
         notes = docs / "notes" / f"{kind}.md"

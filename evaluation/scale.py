@@ -466,6 +466,7 @@ def measure_scale(
     corpus: Corpus | None = None,
     fresh: bool = True,
     dimension: int | None = None,
+    filler: bool = False,
     real_step_chunks: int = 0,
     on_point: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
@@ -481,10 +482,10 @@ def measure_scale(
         corpus: the generated text (``None``: :class:`Corpus` with its defaults).
         fresh: also measure open and first search in a fresh process at each size.
         dimension: use the fake embedder with this dimension (``embedder`` is then ignored).
-        real_step_chunks: with more than 0, ``embedder`` is a real model: the store is grown by
-            :class:`FillerEmbedder` in its name, and at 0 and at each size one call of about
-            this many chunks is ingested by the real model (``real_chunks_per_s``); queries are
-            embedded by the real model.
+        filler: ``embedder`` is a real model: the store is grown by :class:`FillerEmbedder` in
+            its name, and queries are embedded by the real model.
+        real_step_chunks: with ``filler`` and more than 0, at 0 and at each size one call of
+            about this many chunks is ingested by the real model (``real_chunks_per_s``).
         on_point: called with each size's figures as soon as they are measured.
 
     Returns:
@@ -493,22 +494,27 @@ def measure_scale(
     settings = scale_settings(base, folder)
     if dimension is not None or embedder is None:
         embedder = fake_embedder(settings, dimension)
-    real = embedder if real_step_chunks > 0 else None
-    grower: Embedder = FillerEmbedder(real) if real is not None else embedder
+    real = embedder if filler else None
+    grower: Embedder = FillerEmbedder(embedder) if filler else embedder
+    real_calls = filler and real_step_chunks > 0
     corpus = corpus or Corpus()
     texts = corpus.queries(queries + 2)
     growth = _Growth()
     points: list[dict[str, Any]] = []
     at_zero: dict[str, Any] = {}
-    if real is not None:
-        real.embed(texts[:8], None)  # warm: the first call's one-off costs are not the store's
-        at_zero = {"size": 0, **_real_call(settings, real, corpus, growth, real_step_chunks)}
+    if real is not None and real_calls:
+        # Warm: the first call's one-off costs (the collection, the model's first batches, the
+        # first fresh load of its export) are not the store's; the rate "at 0" is the next call's.
+        _real_call(settings, real, corpus, growth, corpus.chunks_per_file)
+        if fresh:
+            fresh_process(settings, texts[0], dimension=dimension, real=True)
+        at_zero = {"size": growth.stored, **_real_call(settings, real, corpus, growth, real_step_chunks)}
     for size in sizes:
         _grow(settings, grower, corpus, growth, size, step_chunks)
         point = _measure_at(
             settings, embedder, texts, growth, fresh=fresh, dimension=dimension, real=real is not None
         )
-        if real is not None:
+        if real is not None and real_calls:
             point.update(_real_call(settings, real, corpus, growth, real_step_chunks))
         points.append(point)
         if on_point is not None:

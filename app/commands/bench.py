@@ -23,7 +23,7 @@ from typing import Any, cast, get_args
 from app.wording import plural
 from config import Runtime, Settings, override
 
-PARTS = ("latency", "throughput", "reingest", "memory", "cold", "footprint", "accuracy")
+PARTS = ("latency", "throughput", "reingest", "memory", "cold", "footprint", "scale", "accuracy")
 
 
 def register(subparsers: Any) -> None:
@@ -48,6 +48,18 @@ def register(subparsers: Any) -> None:
         default=",".join(str(n) for n in (75, 300, 1200)),
         metavar="N,N,N",
         help="documents of the 1x, 4x and 16x footprint corpora (default 75,300,1200)",
+    )
+    parser.add_argument(
+        "--scale-sizes",
+        default="20000,50000,100000,200000",
+        metavar="N,N,...",
+        help="embedded store sizes (chunks) of the scale curve (default 20000,50000,100000,200000)",
+    )
+    parser.add_argument(
+        "--scale-real-chunks",
+        type=int,
+        default=300,
+        help="chunks the real model ingests at 0 and at each scale size (default 300; 0: filler only)",
     )
     parser.add_argument("--skip", default="", help=f"comma-separated parts to leave out: {', '.join(PARTS)}")
     parser.add_argument(
@@ -159,6 +171,8 @@ def _run(
         figures.update(_cold_start(args, base, tmp / "cold", pdfs, runtimes, query_runtime))
     if "footprint" not in skip:
         figures.update(_footprint(args, base, tmp / "footprint", data))
+    if "scale" not in skip:
+        figures.update(_scale(args, base, tmp / "scale", query_runtime))
     if "memory" not in skip:
         folders = {"1x": corpus_folder, "4x": tmp / "corpus-4x", "16x": tmp / "corpus-16x"}
         figures.update(_memory(args, base, folders, source))
@@ -281,6 +295,34 @@ def _footprint(args: argparse.Namespace, base: Settings, folder: Path, data: Pat
     return {"footprint": result["runs"], **{k: v for k, v in result.items() if k != "runs"}}
 
 
+def _scale(args: argparse.Namespace, base: Settings, folder: Path, query_runtime: str) -> dict[str, Any]:
+    """The embedded store grown to each size for the settings' model: rates, open, first search, latency, RSS."""
+    from embedder import make_embedder
+    from evaluation.scale import measure_scale, summary
+
+    sizes = [int(n) for n in args.scale_sizes.split(",") if n.strip()]
+    _say(
+        f"scale: {base.model.name}, sizes {sizes}, {plural(args.scale_real_chunks, 'chunk')} by the real model"
+    )
+    embedder = make_embedder(base, purpose="query", runtime=cast(Runtime, query_runtime), cache=False)
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def show(point: dict[str, Any]) -> None:
+        _say(f"scale: {point['size']:,} chunks: {point}")
+
+    result = measure_scale(
+        base,
+        sizes,
+        folder=folder,
+        embedder=embedder,
+        filler=True,
+        real_step_chunks=args.scale_real_chunks,
+        on_point=show,
+    )
+    result["summary"] = summary(result)
+    return {"scale": result, **{f"scale_{k}": v for k, v in result["summary"].items()}}
+
+
 def _memory(
     args: argparse.Namespace, base: Settings, folders: dict[str, Path], source: Iterator[tuple[str, str]]
 ) -> dict[str, Any]:
@@ -317,6 +359,8 @@ def _record(figures: dict[str, Any], command: str, docs: Path) -> None:
         save_result("startup", f"cold-start-{label}", entry, command=command, docs=docs)
     for label, entry in figures.get("footprint", {}).items():
         save_result("footprint", label, entry, command=command, docs=docs)
+    if "scale" in figures:
+        save_result("scale", "embedded-store", figures["scale"], command=command, docs=docs)
     for runtime, entry in figures.get("latency", {}).items():
         save_result("latency", f"query-latency-{runtime}", entry, command=command, docs=docs)
     for runtime, entry in figures.get("throughput", {}).items():

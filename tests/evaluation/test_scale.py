@@ -100,13 +100,15 @@ def test_a_real_model_store_is_grown_in_its_name_and_its_own_rate_measured(tmp_p
         step_chunks=300,
         queries=4,
         fresh=False,
+        filler=True,
         real_step_chunks=40,
     )
     point = result["points"][0]
     assert {"real_chunks_per_s", "real_step_chunks", "real_cpu_ms_per_chunk"} <= set(point)
-    assert result["real_at_zero"]["size"] == 0 and result["real_at_zero"]["real_step_chunks"] > 0
+    zero = result["real_at_zero"]
+    assert 0 < zero["size"] <= 20 and zero["real_step_chunks"] > 0  # after one warm call of one file
     real_steps = [step for step in result["steps"] if step.get("real")]
-    assert len(real_steps) == 2  # at 0 and at 600
+    assert len(real_steps) == 3  # warm, at 0 and at 600
     assert (
         point["size"] == sum(step["step_chunks"] for step in result["steps"]) - real_steps[-1]["step_chunks"]
     )
