@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from config import Settings
     from embedder import Embedder
     from store.core import VectorStore
-    from store.manifest import DocumentManifest
+    from store.manifest import DocumentManifest, ManifestSnapshot
     from store.record import CollectionRecord
 
 __all__ = ["ingest_files"]
@@ -67,7 +67,7 @@ class _Run:
         embedder: Embedder,
         store: VectorStore,
         record: CollectionRecord,
-        manifests: Mapping[str, DocumentManifest],
+        manifests: ManifestSnapshot,
         password: str | None,
         on_progress: Callable[[ProgressEvent], None] | None,
         question_generator: QuestionGenerator | None,
@@ -356,7 +356,7 @@ def ingest_files(
     # Loaded before anything is written: a missing model fails here.
     generator = QuestionGenerator.from_record(questions) if questions is not None else None
     repaired = store.repair()
-    manifests = {manifest.source: manifest for manifest in store.documents()}
+    manifests = store.document_snapshot()
     store.begin_write()  # left in place if the run dies, so that the next run repairs
     run = _Run(
         files,

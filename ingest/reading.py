@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from ingest.chunking import Chunker
@@ -19,7 +19,7 @@ from ingest.extract import PAGE_TEXT_CACHE, ExtractedText, extract_text
 from ingest.ocr.base import OcrOptions
 from ingest.pagecache import PageCache
 from ingest.sources import SourceFile, file_sha256
-from store.manifest import DocumentManifest
+from store.manifest import DocumentManifest, ManifestSnapshot
 
 #: Files read and extracted ahead of the embedder (bounded, so memory stays flat).
 PREFETCH_FILES = 2
@@ -56,7 +56,7 @@ class Preparer:
     def __init__(
         self,
         files: Sequence[SourceFile],
-        manifests: Mapping[str, DocumentManifest],
+        manifests: ManifestSnapshot,
         chunker: Chunker,
         *,
         password: str | None,
@@ -74,7 +74,7 @@ class Preparer:
         self.max_chars = max_chars
         self.cancel = cancel
         # sha256 -> committed source (snapshot), and sha256 -> source of this run (reader thread)
-        self.stored_sha = {manifest.file_sha256: manifest.source for manifest in manifests.values()}
+        self.stored_sha = manifests.hashes()
         self.in_run: dict[str, str] = {}
 
     def prepare(self, index: int, *, force: bool = False) -> Prepared:

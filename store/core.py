@@ -36,7 +36,7 @@ from store.capacity import outgrown_note
 from store.chunks import StoredChunk, iter_stored_chunks
 from store.client import wrap_server_errors
 from store.errors import CollectionNotFoundError
-from store.manifest import DocumentManifest, Manifests, find_document, repair
+from store.manifest import DocumentManifest, Manifests, ManifestSnapshot, find_document, repair
 from store.points import ChunkPoints
 from store.record import (
     CollectionRecord,
@@ -291,6 +291,10 @@ class VectorStore:
         """
         self.manifests.put(manifest)
         self.points.clear_pending(manifest.chunk_ids())
+
+    def document_snapshot(self) -> ManifestSnapshot:
+        """Every stored source's manifest as it is now, validated on lookup (what an ingest run reads)."""
+        return self.manifests.snapshot()
 
     def documents(self) -> list[DocumentManifest]:
         """All stored source files, sorted by source."""

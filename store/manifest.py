@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -80,6 +81,42 @@ class DocumentManifest(BaseModel):
         ]
 
 
+class ManifestSnapshot(Mapping[str, DocumentManifest]):
+    """The manifests of a collection at one moment, by source; each is validated when looked up.
+
+    An ingest run looks up the few sources it is given and the content hash of every stored file
+    (to find duplicates): validating every manifest up front was most of the cost of a small
+    ingest into a large collection (0.72 s of 0.8 s for 6,830 files, :mod:`evaluation.scale`).
+
+    Args:
+        payloads: each manifest's stored payload, by source.
+    """
+
+    def __init__(self, payloads: Mapping[str, Mapping[str, Any]]) -> None:
+        self._payloads = dict(payloads)
+        self._validated: dict[str, DocumentManifest] = {}
+
+    def __getitem__(self, source: str) -> DocumentManifest:
+        manifest = self._validated.get(source)
+        if manifest is None:
+            manifest = self._validated[source] = DocumentManifest.model_validate(self._payloads[source])
+        return manifest
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._payloads)
+
+    def __len__(self) -> int:
+        return len(self._payloads)
+
+    def hashes(self) -> dict[str, str]:
+        """``file_sha256 -> source`` of every stored file, without validating the manifests."""
+        return {
+            sha: source
+            for source, payload in self._payloads.items()
+            if isinstance(sha := payload.get(FILE_SHA256), str)
+        }
+
+
 class Manifests:
     """The manifest collection ``NAME__documents`` of the chunk collection ``NAME``.
 
@@ -119,6 +156,19 @@ class Manifests:
         if not records:
             return None
         return DocumentManifest.model_validate(records[0].payload)
+
+    def snapshot(self) -> ManifestSnapshot:
+        """Every manifest as it is now, each validated only when it is looked up (an ingest run's view)."""
+        if not self.exists():
+            return ManifestSnapshot({})
+        return ManifestSnapshot(
+            {
+                r.payload["source"]: r.payload
+                for page in scroll_pages(self.client, self.name, payload=True, local=self.local)
+                for r in page
+                if r.payload and isinstance(r.payload.get("source"), str)
+            }
+        )
 
     def all(self) -> list[DocumentManifest]:
         """Every manifest, sorted by source."""
