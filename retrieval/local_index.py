@@ -35,12 +35,15 @@ A server (``url``) has its own HNSW index and never uses this module.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
+import os
 import threading
 import time
 import weakref
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -66,6 +69,12 @@ logger = logging.getLogger(__name__)
 
 #: After a write, searches within this many seconds are answered by Qdrant (no rebuild).
 QUIET_SECONDS = 2.0
+#: Threads a large dense scan is split over (bandwidth-bound: more than a few do not help).
+SCAN_THREADS = min(4, os.cpu_count() or 1)
+#: Rows from which a dense scan is split (below, one thread is as fast).
+PARALLEL_ROWS = 32_768
+_SCAN_POOL: ThreadPoolExecutor | None = None
+_SCAN_POOL_LOCK = threading.Lock()
 
 
 @dataclass
@@ -223,10 +232,7 @@ class LocalIndex:
         self.read(name)
         matrix = self.dense[name]
         query = _unit(vector)
-        # einsum's own SIMD loop, not BLAS: OpenBLAS worker threads keep spinning after a call
-        # and slow down the next query's embedding (ONNX Runtime) on a small CPU; single-threaded,
-        # the memory-bound scan is as fast (3.8 ms for 50k x 384 here, against 7.8 ms through BLAS).
-        scores = np.einsum("ij,j->i", matrix, query)
+        scores = scan(matrix, query)
         present = self.present[name]
         if not present.all():
             scores = np.where(present, scores, -np.inf)
@@ -270,7 +276,7 @@ class LocalIndex:
         self.read(using)
         data = self.multi[using]
         query = _unit(vector)
-        best = np.maximum.reduceat(np.einsum("ij,j->i", data.vectors, query), data.starts)
+        best = np.maximum.reduceat(scan(data.vectors, query), data.starts)
         if self.pending is not None:
             best = np.where(self.pending[data.rows], -np.inf, best)
         order = _top_order(best, limit)
@@ -282,6 +288,39 @@ class LocalIndex:
             scores = np.where(self.pending, -np.inf, scores)
         order = _top_order(scores, limit)
         return [(self.ids[int(i)], float(scores[i])) for i in order if np.isfinite(scores[i])]
+
+
+def scan(matrix: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """``matrix @ query``, split over :data:`SCAN_THREADS` threads from :data:`PARALLEL_ROWS` rows on.
+
+    einsum's own SIMD loop, not BLAS: OpenBLAS worker threads keep spinning after a call and
+    slow down the next query's embedding (ONNX Runtime) on a small CPU. The scan is bound by
+    memory bandwidth, which one core does not saturate, and einsum releases the GIL, so a large
+    matrix is split into row blocks scanned by idle pool threads at once (200,000 x 384: 19.9 ms
+    in one thread, 10.1 ms in two, here; ``scripts/scan_threads.py``).
+    """
+    rows = matrix.shape[0]
+    if SCAN_THREADS < 2 or rows < PARALLEL_ROWS:
+        whole: np.ndarray = np.einsum("ij,j->i", matrix, query)
+        return whole
+    out = np.empty(rows, dtype=np.result_type(matrix.dtype, query.dtype))
+    bounds = np.linspace(0, rows, SCAN_THREADS + 1).astype(int)
+    pool = _scan_pool()
+    parts = [
+        pool.submit(np.einsum, "ij,j->i", matrix[start:end], query, out=out[start:end])
+        for start, end in itertools.pairwise(bounds.tolist())
+    ]
+    for part in parts:
+        part.result()
+    return out
+
+
+def _scan_pool() -> ThreadPoolExecutor:
+    global _SCAN_POOL
+    with _SCAN_POOL_LOCK:
+        if _SCAN_POOL is None:
+            _SCAN_POOL = ThreadPoolExecutor(SCAN_THREADS, thread_name_prefix="local-index-scan")
+        return _SCAN_POOL
 
 
 def _unit(vector: Sequence[float] | np.ndarray) -> np.ndarray:

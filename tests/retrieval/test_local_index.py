@@ -477,3 +477,17 @@ def test_held_arrays_are_not_read_from_what_is_not_an_embedded_client() -> None:
     from retrieval.local_reading import HeldArrays
 
     assert HeldArrays.of(object(), "c") is None  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_a_split_scan_scores_every_row_as_one_scan(monkeypatch: pytest.MonkeyPatch, threads: int) -> None:
+    from retrieval.local_index import scan
+
+    monkeypatch.setattr(local_index, "PARALLEL_ROWS", 10)
+    monkeypatch.setattr(local_index, "SCAN_THREADS", threads)
+    monkeypatch.setattr(local_index, "_SCAN_POOL", None)  # a pool of this many threads
+    rng = np.random.default_rng(1)
+    matrix = rng.standard_normal((101, 16)).astype(np.float32)  # blocks of unequal size
+    query = rng.standard_normal(16).astype(np.float32)
+    np.testing.assert_allclose(scan(matrix, query), matrix @ query, rtol=1e-5, atol=1e-5)
+    assert scan(matrix[:5], query).shape == (5,)  # below the threshold: one scan
