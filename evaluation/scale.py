@@ -72,7 +72,8 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -360,6 +361,18 @@ class _Growth:
     steps: list[dict[str, Any]] = field(default_factory=list)
 
 
+@contextmanager
+def _client(settings: Settings) -> Iterator[QdrantClient]:
+    """An embedded client on the scale store, closed afterwards (the store allows one at a time)."""
+    from store.client import open_client
+
+    client = open_client(settings)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
 def _call(
     settings: Settings, embedder: Embedder, client: QdrantClient, corpus: Corpus, growth: _Growth, count: int
 ) -> dict[str, Any]:
@@ -389,31 +402,25 @@ def _files_for(corpus: Corpus, growth: _Growth, chunks: int) -> int:
 
 
 def _grow(
-    settings: Settings, embedder: Embedder, corpus: Corpus, growth: _Growth, size: int, step_chunks: int
+    settings: Settings,
+    embedder: Embedder,
+    client: QdrantClient,
+    corpus: Corpus,
+    growth: _Growth,
+    size: int,
+    step_chunks: int,
 ) -> None:
-    """Ingest calls of about ``step_chunks`` chunks until the store holds ``size`` (its own client)."""
-    from store.client import open_client
-
-    client = open_client(settings)
-    try:
-        while growth.stored < size:
-            count = _files_for(corpus, growth, min(step_chunks, size - growth.stored))
-            _call(settings, embedder, client, corpus, growth, count)
-    finally:
-        client.close()
+    """Ingest calls of about ``step_chunks`` chunks until the store holds ``size``."""
+    while growth.stored < size:
+        count = _files_for(corpus, growth, min(step_chunks, size - growth.stored))
+        _call(settings, embedder, client, corpus, growth, count)
 
 
 def _real_call(
-    settings: Settings, real: Embedder, corpus: Corpus, growth: _Growth, chunks: int
+    settings: Settings, real: Embedder, client: QdrantClient, corpus: Corpus, growth: _Growth, chunks: int
 ) -> dict[str, Any]:
     """One ingest call of about ``chunks`` chunks by the real model, into the store as it is now."""
-    from store.client import open_client
-
-    client = open_client(settings)
-    try:
-        step = _call(settings, real, client, corpus, growth, _files_for(corpus, growth, chunks))
-    finally:
-        client.close()
+    step = _call(settings, real, client, corpus, growth, _files_for(corpus, growth, chunks))
     step["real"] = True
     return {
         "real_chunks_per_s": step["chunks_per_s"],
@@ -505,17 +512,24 @@ def measure_scale(
     if real is not None and real_calls:
         # Warm: the first call's one-off costs (the collection, the model's first batches, the
         # first fresh load of its export) are not the store's; the rate "at 0" is the next call's.
-        _real_call(settings, real, corpus, growth, corpus.chunks_per_file)
+        with _client(settings) as client:
+            _real_call(settings, real, client, corpus, growth, corpus.chunks_per_file)
+            at_zero = {
+                "size": growth.stored,
+                **_real_call(settings, real, client, corpus, growth, real_step_chunks),
+            }
         if fresh:
             fresh_process(settings, texts[0], dimension=dimension, real=True)
-        at_zero = {"size": growth.stored, **_real_call(settings, real, corpus, growth, real_step_chunks)}
     for size in sizes:
-        _grow(settings, grower, corpus, growth, size, step_chunks)
+        real_figures: dict[str, Any] = {}
+        with _client(settings) as client:  # the same client grows the store and takes the real call
+            _grow(settings, grower, client, corpus, growth, size, step_chunks)
+            if real is not None and real_calls:
+                real_figures = _real_call(settings, real, client, corpus, growth, real_step_chunks)
         point = _measure_at(
             settings, embedder, texts, growth, fresh=fresh, dimension=dimension, real=real is not None
         )
-        if real is not None and real_calls:
-            point.update(_real_call(settings, real, corpus, growth, real_step_chunks))
+        point.update(real_figures)
         points.append(point)
         if on_point is not None:
             on_point(point)
