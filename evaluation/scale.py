@@ -251,11 +251,12 @@ def fresh_process(
     """Import, open and first search in a new interpreter (``python -m evaluation.scale open``).
 
     ``dimension``: the fake embedder's (``None``: its default), as the store was built with;
-    ``real``: the store was grown for the settings' real model, which the process loads.
+    ``real``: the store was grown for the settings' real model, which the process loads (the
+    settings' model section goes to it as JSON).
     """
     started = time.perf_counter()
     extra = ["--dimension", str(dimension)] if dimension is not None else []
-    extra += ["--real"] if real else []
+    extra += ["--real", settings.model.model_dump_json()] if real else []
     out = subprocess.run(
         [sys.executable, "-m", "evaluation.scale", "open", str(settings.data_dir), query, *extra],
         check=True,
@@ -327,16 +328,18 @@ def fake_embedder(settings: Settings, dimension: int | None) -> Embedder:
     return FakeEmbedder(dimension=dimension)
 
 
-def _open_main(data_dir: str, query: str, dimension: int | None, real: bool) -> dict[str, float]:
+def _open_main(data_dir: str, query: str, dimension: int | None, real: str | None) -> dict[str, float]:
     t0 = time.perf_counter()
     from config import load_settings
     from embedder import make_embedder
     from retrieval.engine import search  # noqa: F401  (timed as part of the import)
 
-    base = load_settings() if real else load_settings(model={"backend": "fake"})
+    base = load_settings(model=json.loads(real) if real else {"backend": "fake"})
     settings = scale_settings(base, Path(data_dir))
     embedder = (
-        make_embedder(settings, purpose="query", cache=False) if real else fake_embedder(settings, dimension)
+        make_embedder(settings, purpose="query", cache=False)
+        if real is not None
+        else fake_embedder(settings, dimension)
     )
     imported = time.perf_counter()
     client, times = open_and_search(settings, embedder, query)
@@ -593,7 +596,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("data_dir")
     parser.add_argument("query")
     parser.add_argument("--dimension", type=int)
-    parser.add_argument("--real", action="store_true")
+    parser.add_argument(
+        "--real", metavar="MODEL_JSON", help="the store's model section (settings.model as JSON)"
+    )
     args = parser.parse_args(argv)
     sys.stdout.write(json.dumps(_open_main(args.data_dir, args.query, args.dimension, args.real)) + "\n")
 

@@ -392,7 +392,7 @@ def test_bench_command_prints_the_headline_figures(
             "--pdfs",
             "1",
             "--skip",
-            "cold,memory,footprint,accuracy",
+            "cold,memory,footprint,scale,accuracy",
             "--data",
             str(tmp_path / "no-shared-data"),
             "--json",

@@ -119,3 +119,25 @@ def test_a_real_model_store_is_grown_in_its_name_and_its_own_rate_measured(tmp_p
     record = store.require_record()
     assert (record.model, record.dimension) == (real.model_id, 32)  # recorded in the real model's name
     store.client.close()
+
+
+def test_the_bench_scale_part_measures_the_real_model_in_a_fresh_process_too(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``bench``'s scale part at tiny sizes: the fresh process loads the store's model (here the fake one)."""
+    import json
+
+    from app.cli import main
+
+    skip = "latency,throughput,reingest,memory,cold,footprint,accuracy"
+    scale = ["--scale-sizes", "300,600", "--scale-real-chunks", "20"]
+    data = ["--data", str(tmp_path / "no-shared-data")]
+    status = main(["bench", "--backend", "fake", "--skip", skip, *scale, *data, "--json"])
+    assert status == 0
+    figures = json.loads(capsys.readouterr().out)
+    points = figures["scale"]["points"]
+    # grown to each size, then the real call
+    assert [point["size"] for point in points] == [300 + 20, 600 + 20]
+    assert all(point["process_peak_rss_mb"] > 0 for point in points)
+    assert figures["scale_size"] == points[-1]["size"] and figures["scale_real_rate_ratio"] > 0
+    assert figures["scale_process_open_plus_first_search_s"] > 0
