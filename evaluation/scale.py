@@ -20,45 +20,10 @@ reached. At each size the measurement records:
 The generated files are written per call and deleted after it, so the measuring process holds
 no chunk beyond what the store itself keeps. ``scripts/scale.py`` runs it.
 
-Measured (2-core shared machine, load average 1-3, so times are approximate; fake embedder,
-64 dimensions with BM25 unless 384 is said; qdrant-client 1.20):
-
-=========  ==========  ==============  ======  ============  ==========  ==========  =======
-chunks     chunks/s    CPU ms / chunk  open s  1st dense s   dense p50   hybrid p50  RSS GB
-=========  ==========  ==============  ======  ============  ==========  ==========  =======
-first call 692         1.16            -       -             -           -           -
-20,000     686         1.24            1.4     1.1           1.3 ms      2.4 ms      0.5
-50,000     580         1.39            3.5     3.8 (*)       1.7 ms      3.7 ms      1.0
-200,000    463         1.90            13-16   8.1           8.3 ms      11.7 ms     3.0
-384 d 50k  497         1.41            5.2     3.5           6.6 ms      8.7 ms      1.8
-384 d 100k 567         1.53            11.4    7.6           13.0 ms     15.5 ms     3.5
-=========  ==========  ==============  ======  ============  ==========  ==========  =======
-
-(*) before the fix that reads only the dense vector for a dense search; 8.1 s at 200,000 is after
-it (18 s before). Before this module's fixes the same ingest ran at 18 chunks/s (one SQLite
-commit per point in rollback-journal mode: :mod:`store.journal`) and the first search at 200,000
-chunks read the collection through a quadratic ``scroll`` (94 s: :mod:`retrieval.local_reading`).
-
-What limits the targets, all in qdrant-client's local mode, none avoidable through its public API:
-
-* **Ingest rate** (target: within 20% of the rate at 0; measured 0.67 at 200,000): each new point
-  costs qdrant-client an ``np.append`` of its deletion masks, which copies three int64 arrays of
-  the collection's size (one, and one per dense and sparse vector): measured in memory, 67 us of
-  CPU per point upserted at 0 points, 550 us at 200,000. That is the whole rise of the pipeline's
-  CPU per chunk (1.2 -> 1.9 ms). With a real model (about 2.5 ms of embedding per chunk) the same
-  0.5 ms makes the rate at 200,000 about 0.85 of the rate at 0.
-* **Open + first search** (target: <= 10 s at 200,000; measured 13-16 s + 8 s): opening reads
-  every point from SQLite and unpickles it (80 us of CPU per point, 16 s at 200,000, over the
-  target alone); the first search then reads the ids (2.1 s) and the dense vectors through
-  ``retrieve``, which builds a validated model per point (5 s). The first hybrid search also
-  reads the BM25 vectors, each copied through a pydantic model by qdrant-client (7 s more).
-  ``qdrant.local_max_points`` (50,000: where open plus first search is about 9 s at 384
-  dimensions) is where we tell the user to move to a server (:mod:`store.capacity`).
-* **Dense p50** (target: <= 25 ms at 200,000): met at 64 dimensions (8.3 ms); at 384 dimensions
-  it grows with the matrix scanned (13 ms at 100,000, so about 25 ms at 200,000).
-* **Memory**: qdrant-client holds every payload, vector and sparse vector as Python objects, and
-  the in-process index a numpy copy of the vectors it scores: 3.0 GB at 200,000 (64 dimensions),
-  3.5 GB at 100,000 (384 dimensions).
+Measured on an idle machine with all-MiniLM-L6-v2 (ONNX, 384 dimensions, BM25 on) up to 200,000
+chunks, and what limits each target: ``docs/notes/scale.md`` and the Scale section of
+``docs/benchmarks.md`` (open plus first search 12.2 s in-process and 30.3 s in a fresh process at
+200,000, dense p50 28.1 ms, the real model's ingest rate 0.955 of its rate at 0).
 """
 
 from __future__ import annotations
