@@ -397,6 +397,29 @@ def _real_call(
     }
 
 
+def _real_at_zero(
+    settings: Settings,
+    real: Embedder,
+    corpus: Corpus,
+    growth: _Growth,
+    chunks: int,
+    fresh_query: str | None,
+    dimension: int | None,
+) -> dict[str, Any]:
+    """The real model's rate into the empty store: ``{"size": ..., **figures of its call}``.
+
+    Warm first: the first call's one-off costs (the collection, the model's first batches and,
+    with ``fresh_query``, the first fresh process's load of its export) are not the store's; the
+    rate "at 0" is the next call's. ``dimension`` goes to :func:`fresh_process`.
+    """
+    with _client(settings) as client:
+        _real_call(settings, real, client, corpus, growth, corpus.chunks_per_file)
+        at_zero = {"size": growth.stored, **_real_call(settings, real, client, corpus, growth, chunks)}
+    if fresh_query is not None:
+        fresh_process(settings, fresh_query, dimension=dimension, real=True)
+    return at_zero
+
+
 def _measure_at(
     settings: Settings,
     embedder: Embedder,
@@ -469,34 +492,25 @@ def measure_scale(
     settings = scale_settings(base, folder)
     if dimension is not None or embedder is None:
         embedder = fake_embedder(settings, dimension)
-    real = embedder if filler else None
     grower: Embedder = FillerEmbedder(embedder) if filler else embedder
-    real_calls = filler and real_step_chunks > 0
+    real = embedder if filler and real_step_chunks > 0 else None  # takes its own calls
     corpus = corpus or Corpus()
     texts = corpus.queries(queries + 2)
     growth = _Growth()
     points: list[dict[str, Any]] = []
-    at_zero: dict[str, Any] = {}
-    if real is not None and real_calls:
-        # Warm: the first call's one-off costs (the collection, the model's first batches, the
-        # first fresh load of its export) are not the store's; the rate "at 0" is the next call's.
-        with _client(settings) as client:
-            _real_call(settings, real, client, corpus, growth, corpus.chunks_per_file)
-            at_zero = {
-                "size": growth.stored,
-                **_real_call(settings, real, client, corpus, growth, real_step_chunks),
-            }
-        if fresh:
-            fresh_process(settings, texts[0], dimension=dimension, real=True)
+    fresh_query = texts[0] if fresh else None
+    at_zero = (
+        _real_at_zero(settings, real, corpus, growth, real_step_chunks, fresh_query, dimension)
+        if real is not None
+        else {}
+    )
     for size in sizes:
         real_figures: dict[str, Any] = {}
         with _client(settings) as client:  # the same client grows the store and takes the real call
             _grow(settings, grower, client, corpus, growth, size, step_chunks)
-            if real is not None and real_calls:
+            if real is not None:
                 real_figures = _real_call(settings, real, client, corpus, growth, real_step_chunks)
-        point = _measure_at(
-            settings, embedder, texts, growth, fresh=fresh, dimension=dimension, real=real is not None
-        )
+        point = _measure_at(settings, embedder, texts, growth, fresh=fresh, dimension=dimension, real=filler)
         point.update(real_figures)
         points.append(point)
         if on_point is not None:

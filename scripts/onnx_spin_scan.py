@@ -5,7 +5,8 @@
 Loads the default model (all-MiniLM-L6-v2, ONNX), embeds 40 queries alone (50 ms apart), then 40
 times a :func:`retrieval.local_index.scan` of a random 200,000 x 384 matrix followed by one query
 embedding, as a dense search does, and prints the medians. ``--no-spin`` sets
-``session.intra_op.allow_spinning=0`` on the session (a patched ``session_options``). Run it on an
+``session.intra_op.allow_spinning=0`` on the session (``session_options`` patched where both ONNX
+paths bind it). Run it on an
 idle machine, both ways in turn.
 """
 
@@ -23,6 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import embedder.onnx_native as onnx_native
 import embedder.runtime as runtime
 from config import load_settings
 from embedder import make_embedder
@@ -45,7 +47,9 @@ def main() -> None:
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             return options
 
+        # Both ONNX paths call it: the torch-free one binds the name when it is imported.
         runtime.session_options = no_spin  # type: ignore[assignment]
+        onnx_native.session_options = no_spin  # type: ignore[assignment]
     embedder = make_embedder(load_settings(), purpose="query", cache=False)
     matrix = np.random.default_rng(0).standard_normal((200_000, 384), dtype=np.float32)
     query = matrix[0].copy()

@@ -276,10 +276,6 @@ class VectorStore:
 
     # -- manifest (see store.manifest) ---------------------------------------------------------
 
-    def manifest(self, source: str) -> DocumentManifest | None:
-        """The manifest of a stored source, or ``None``."""
-        return self.manifests.get(source)
-
     def commit_document(self, manifest: DocumentManifest) -> None:
         """Mark a source as completely stored (after all its chunks are written).
 

@@ -304,7 +304,7 @@ def test_a_crash_between_manifest_and_flag_is_committed_on_reopening(
     dead.clear()
     monkeypatch.setattr(ChunkPoints, "clear_pending", clear)
     store = stored.store()
-    manifest = store.manifest("upload:lions.txt")
+    manifest = store.document_snapshot().get("upload:lions.txt")
     assert manifest is not None and store.write_interrupted()
     assert not store.has_chunks(manifest)  # written, not committed: the next ingest stores it again
     assert store.count() == sum(m.chunks for m in store.documents()) - manifest.chunks
