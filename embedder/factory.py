@@ -42,7 +42,9 @@ def make_embedder(
     Args:
         settings: the settings, or only their ``model`` section.
         purpose: ``ingest`` (documents, evaluation; ``model.runtime``) or ``query`` (search
-            queries; ``model.query_runtime``, falling back to ``model.runtime``).
+            queries; ``model.query_runtime``, falling back to ``model.runtime``). A query
+            embedder's ONNX session does not spin its idle threads, so the search that follows
+            each query has every core (see :func:`embedder.runtime.session_options`).
         runtime: overrides the runtime the settings select.
         cache: overrides whether the embedding cache is used (needs the whole settings).
 
@@ -66,7 +68,8 @@ def make_embedder(
     if chosen != "torch" and not explicit and device is not None and not device.startswith("cpu"):
         logger.info("model.device=%s: using the torch runtime (the ONNX runtimes run on the CPU)", device)
         chosen = "torch"
-    inner = _make_uncached(model_settings, chosen, full.data_dir / "models" if full is not None else None)
+    export_root = full.data_dir / "models" if full is not None else None
+    inner = _make_uncached(model_settings, chosen, export_root, spinning=purpose == "ingest")
     use_cache = cache
     if use_cache is None:
         use_cache = full is not None and (full.cache.ingest if purpose == "ingest" else full.cache.query)
@@ -81,13 +84,15 @@ def make_embedder(
     return CachedEmbedder(inner, store, runtime=getattr(inner, "runtime", chosen))
 
 
-def _make_uncached(settings: ModelSettings, runtime: Runtime, export_root: Path | None) -> Embedder:
+def _make_uncached(
+    settings: ModelSettings, runtime: Runtime, export_root: Path | None, *, spinning: bool
+) -> Embedder:
     if settings.backend == "fake":
         return FakeEmbedder(max_seq_length=settings.max_seq_length or 128, normalize=settings.normalize)
     if settings.backend == "sentence-transformers":
         from embedder.onnx_native import check_native, load_native
 
-        native = load_native(settings, runtime, export_root)
+        native = load_native(settings, runtime, export_root, spinning=spinning)
         if native is not None:
             return native
         from embedder.loading import load_sentence_transformer
@@ -99,7 +104,7 @@ def _make_uncached(settings: ModelSettings, runtime: Runtime, export_root: Path 
         model, resolved = load_sentence_transformer(
             settings.name, device=device, max_seq_length=settings.max_seq_length
         )
-        apply_runtime(model, resolved, runtime, export_root)
+        apply_runtime(model, resolved, runtime, export_root, spinning=spinning)
         embedder = SentenceTransformerEmbedder(
             model,
             resolved.model_id,

@@ -82,6 +82,8 @@ class NativeOnnxEmbedder(TokenAccounting):
         batch_size: default batch size.
         normalize: L2-normalise outputs.
         max_seq_length: override of the model's token limit.
+        spinning: whether the session's idle threads spin (see
+            :func:`embedder.runtime.session_options`).
 
     Raises:
         NativeUnsupportedError: the tokenizer or the graph does not fit the spec.
@@ -97,6 +99,7 @@ class NativeOnnxEmbedder(TokenAccounting):
         batch_size: int = 32,
         normalize: bool = True,
         max_seq_length: int | None = None,
+        spinning: bool = True,
     ) -> None:
         import onnxruntime as ort
 
@@ -111,7 +114,9 @@ class NativeOnnxEmbedder(TokenAccounting):
         self.counter, self.batcher = build_tokenizers(spec, self.max_seq_length)
         self.special_ids = special_ids(self.counter)
         self.session = ort.InferenceSession(
-            str(onnx_file), sess_options=session_options(), providers=["CPUExecutionProvider"]
+            str(onnx_file),
+            sess_options=session_options(spinning=spinning),
+            providers=["CPUExecutionProvider"],
         )
         self.input_names = [item.name for item in self.session.get_inputs()]
         hidden = self.session.get_outputs()[0].shape[-1]
@@ -249,7 +254,7 @@ def _onnx_file(folder: Path, runtime: Runtime) -> Path:
 
 
 def load_native(
-    settings: ModelSettings, runtime: Runtime, export_root: Path | None
+    settings: ModelSettings, runtime: Runtime, export_root: Path | None, *, spinning: bool = True
 ) -> NativeOnnxEmbedder | None:
     """The torch-free embedder for these settings, or ``None`` where it does not apply (the reason logged).
 
@@ -257,6 +262,8 @@ def load_native(
         settings: the model settings.
         runtime: ``onnx`` or ``onnx-int8`` (``torch`` never applies).
         export_root: ``<data_dir>/models``; ``None``: :func:`embedder.runtime.default_cache_root`.
+        spinning: whether the session's idle threads spin (see
+            :func:`embedder.runtime.session_options`).
 
     Returns:
         The embedder, or ``None``: another backend or runtime, a device other than the CPU, a hub
@@ -304,6 +311,7 @@ def load_native(
             batch_size=settings.batch_size,
             normalize=settings.normalize,
             max_seq_length=settings.max_seq_length,
+            spinning=spinning,
         )
     except NativeUnsupportedError as exc:
         logger.info("%s runs through sentence-transformers: %s", resolved.model_id, exc)

@@ -4,10 +4,11 @@
 
 Loads the default model (all-MiniLM-L6-v2, ONNX), embeds 40 queries alone (50 ms apart), then 40
 times a :func:`retrieval.local_index.scan` of a random 200,000 x 384 matrix followed by one query
-embedding, as a dense search does, and prints the medians. ``--no-spin`` sets
-``session.intra_op.allow_spinning=0`` on the session (``session_options`` patched where both ONNX
-paths bind it). Run it on an
-idle machine, both ways in turn.
+embedding, as a dense search does, and prints the medians. Without ``--no-spin`` it builds the
+document (``ingest``) embedder, whose ONNX Runtime session spins; with it, the ``query`` embedder,
+whose session has ``session.intra_op.allow_spinning=0`` (:func:`embedder.runtime.session_options`;
+before that became the query default, the flag patched ``session_options`` instead: commit
+751e957). Run it on an idle machine, both ways in turn.
 """
 
 from __future__ import annotations
@@ -18,14 +19,11 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import embedder.onnx_native as onnx_native
-import embedder.runtime as runtime
 from config import load_settings
 from embedder import make_embedder
 from retrieval.local_index import scan
@@ -39,18 +37,7 @@ def main() -> None:
     )
     parser.add_argument("--no-spin", action="store_true", help="turn ONNX Runtime's intra-op spinning off")
     args = parser.parse_args()
-    if args.no_spin:
-        plain = runtime.session_options
-
-        def no_spin() -> Any:
-            options = plain()
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            return options
-
-        # Both ONNX paths call it: the torch-free one binds the name when it is imported.
-        runtime.session_options = no_spin  # type: ignore[assignment]
-        onnx_native.session_options = no_spin  # type: ignore[assignment]
-    embedder = make_embedder(load_settings(), purpose="query", cache=False)
+    embedder = make_embedder(load_settings(), purpose="query" if args.no_spin else "ingest", cache=False)
     matrix = np.random.default_rng(0).standard_normal((200_000, 384), dtype=np.float32)
     query = matrix[0].copy()
     texts = [f"what is the effect of vitamin {i} on sleep" for i in range(40)]

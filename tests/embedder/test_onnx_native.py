@@ -26,7 +26,7 @@ from embedder.loading import resolve_model
 from embedder.modelspec import NativeUnsupportedError, read_spec
 from embedder.onnx_native import STAMP_FILE, NativeOnnxEmbedder, compare, load_native, read_stamp
 from embedder.pooling import POOLING_MODES, pool
-from embedder.runtime import ONNX_FILE, export_folder, make_ort_module
+from embedder.runtime import ONNX_FILE, SPINNING_ENTRY, export_folder, make_ort_module
 
 pytestmark = pytest.mark.real_model
 
@@ -131,6 +131,28 @@ def test_torch_runtime_gpu_hub_models_and_fresh_folders_do_not_apply(
     assert load_native(model.model_copy(update={"name": "hkunlp/instructor-large"}), "onnx", root) is None
     assert load_native(model, "onnx", tmp_path / "models") is None  # no export there yet
     assert load_native(model.model_copy(update={"backend": "fake"}), "onnx", root) is None
+
+
+def _spins(session: Any) -> bool:
+    """Whether an ONNX Runtime session lets its idle intra-op threads spin (its default)."""
+    options = session.get_session_options()
+    try:
+        return bool(options.get_session_config_entry(SPINNING_ENTRY) != "0")
+    except RuntimeError:  # the entry is absent: ONNX Runtime's default, spinning
+        return True
+
+
+def test_query_sessions_do_not_spin_document_sessions_do_and_vectors_agree(
+    settings: Settings, old: SentenceTransformerEmbedder, new: NativeOnnxEmbedder
+) -> None:
+    query = make_embedder(settings, purpose="query", cache=False)
+    assert isinstance(query, NativeOnnxEmbedder)
+    assert _spins(new.session) and not _spins(query.session)
+    ort_module: Any = old.model[0].model
+    assert _spins(ort_module.session)
+    quiet = make_ort_module(new.onnx_file, ort_module, spinning=False)
+    assert not _spins(quiet.session)
+    _assert_same(query.embed(TEXTS, QUERY), new.embed(TEXTS, QUERY))
 
 
 def test_a_model_with_a_dense_layer_stays_on_sentence_transformers(tmp_path: Path) -> None:
