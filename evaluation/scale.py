@@ -22,8 +22,8 @@ no chunk beyond what the store itself keeps. ``scripts/scale.py`` runs it.
 
 Measured on an idle machine with all-MiniLM-L6-v2 (ONNX, 384 dimensions, BM25 on) up to 200,000
 chunks, and what limits each target: ``docs/notes/scale.md`` and the Scale section of
-``docs/benchmarks.md`` (open plus first search 12.2 s in-process and 30.3 s in a fresh process at
-200,000, dense p50 28.1 ms, the real model's ingest rate 0.955 of its rate at 0).
+``docs/benchmarks.md`` (open plus first search 13.4 s in-process and 29.6 s in a fresh process at
+200,000, dense p50 21.8 ms, the real model's ingest rate 0.993 of its rate at 0).
 """
 
 from __future__ import annotations
