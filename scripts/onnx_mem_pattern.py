@@ -28,8 +28,8 @@ INSTRUCTION = "Represent the document for retrieval:"
 def main(mode: str) -> None:
     original = runtime.session_options
 
-    def options() -> Any:
-        chosen = original()
+    def options(*, spinning: bool = True) -> Any:
+        chosen = original(spinning=spinning)
         chosen.enable_mem_pattern = mode == "on"
         return chosen
 

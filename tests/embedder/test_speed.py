@@ -435,7 +435,9 @@ def test_a_gpu_device_falls_back_to_torch_unless_onnx_is_asked_for(monkeypatch: 
     import embedder.factory as factory
 
     seen: list[str] = []
-    monkeypatch.setattr(factory, "_make_uncached", lambda settings, runtime, root: seen.append(runtime))
+    monkeypatch.setattr(
+        factory, "_make_uncached", lambda settings, runtime, root, spinning: seen.append(runtime)
+    )
     make_embedder(load_settings(model={"device": "cuda"}).model)
     make_embedder(load_settings(model={"device": "cuda", "runtime": "onnx"}).model)
     make_embedder(load_settings().model)
