@@ -234,7 +234,7 @@ def session_options(*, spinning: bool = True) -> Any:
             search queries turn it off (see :func:`embedder.make_embedder`): after each query the
             spinning threads hold a core, and the dense scan that follows runs on the one left.
             With the default model on 2 cores, the scan of 200,000 x 384 vectors after a query
-            took 21.8 ms spinning and 12.2-12.8 ms without (scripts/onnx_spin_scan.py), while
+            took 21.3-21.8 ms spinning and 11.2-12.8 ms without (scripts/onnx_spin_scan.py), while
             the query embedding itself got 1-3 ms slower. Batches of documents keep spinning.
 
     Returns:

@@ -4,8 +4,8 @@ qdrant-client's local mode keeps every point in memory and reads all of them fro
 when the store is opened, and the in-process index reads every vector it scores on the first
 search after an open or a write (:mod:`retrieval.local_index`). Both grow linearly with the
 collection: measured in :mod:`evaluation.scale` with all-MiniLM-L6-v2 (384 dimensions), opening
-and the first search in a fresh process take about 6.8 s at 50,000 chunks (the default of
-``qdrant.local_max_points``), 14 s at 100,000 and 30 s at 200,000 (``docs/notes/scale.md``).
+and the first search in a fresh process take 6.8-7.5 s at 50,000 chunks (the default of
+``qdrant.local_max_points``), 14-15 s at 100,000 and 30 s at 200,000 (``docs/notes/scale.md``).
 Past it, each ingest logs :func:`outgrown_note` once and ``collections info`` shows it: the fix
 is a Qdrant server (``collections migrate``).
 """

@@ -114,8 +114,8 @@ def silence_size_warning() -> None:
 
     Our own numbers (:mod:`evaluation.scale`, all-MiniLM-L6-v2 with BM25, idle 2-core machine,
     ``docs/notes/scale.md``) show the embedded store fine well past it: at 20,000 chunks the
-    model ingests at 51.8 chunks/s (51.2 into an empty store), a fresh process opens the store
-    and answers its first search in 1.8 s, and dense queries take 6.7 ms p50. Past
+    model ingests at 42-52 chunks/s (as fast as into an empty store), a fresh process opens the
+    store and answers its first search in 1.8-3.4 s, and dense queries take 6.7-11.5 ms p50. Past
     ``qdrant.local_max_points`` we say so ourselves, once per ingest and in ``collections info``
     (:mod:`store.capacity`), with how to move the collection to a server.
     """
